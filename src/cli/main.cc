@@ -1,0 +1,3 @@
+#include <cstdio>
+#include "lowbit/core/version.h"
+int main() { std::printf("lowbit %s\n", lowbit::version().c_str()); }
