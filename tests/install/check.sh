@@ -11,7 +11,7 @@ cxx=${2:-c++}
 build_type=${3:-Release}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/lowbit-install-check.XXXXXX")
+work=$(mktemp -d -t lowbit-install-check.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
 
