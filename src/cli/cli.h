@@ -1,0 +1,36 @@
+// The `lowbit` command-line program.
+//
+// Each command lives in its own file and registers itself on the application through one
+// add_*_command function; main.cc creates the application, adds the global options and
+// every command, parses, and turns errors into one line on stderr.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace lowbit::cli {
+
+// Options accepted before or after any command. They are applied (thread count, instruction
+// set cap) after parsing and before the command runs.
+struct GlobalOptions {
+  std::optional<int> threads;          // --threads N
+  std::optional<std::string> max_isa;  // --max-isa LEVEL
+};
+
+void add_global_options(CLI::App& app);
+const GlobalOptions& global_options();
+
+// Where the current thread count and instruction-set cap come from, for `lowbit info`:
+// the command-line option, the environment variable, or the default.
+std::string threads_source();
+std::string max_isa_source();
+
+// Commands, one file each.
+void add_info_command(CLI::App& app);   // info.cc
+void add_bench_commands(CLI::App& app); // bench.cc
+
+}  // namespace lowbit::cli
