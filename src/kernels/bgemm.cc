@@ -135,9 +135,10 @@ void run(const BgemmArgs& p) {
   const BgemmFn fn = kBgemmTable.select().fn;
   const int threads = num_threads();
   const int64_t col_units = (p.n + 63) / 64;
-  // Below about a million word-ops a wake-up of the pool costs more than it saves.
+  // Below ~2e5 word-ops (a few tens of microseconds on one core) waking the pool costs about
+  // as much as it saves.
   const double work = static_cast<double>(p.m) * static_cast<double>(p.n) * static_cast<double>(std::max<int64_t>(p.kw, 1));
-  if (threads == 1 || work < 1e6) {
+  if (threads == 1 || work < 2e5) {
     fn(p, 0, p.m, 0, p.n);
     return;
   }
