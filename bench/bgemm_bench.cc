@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/bgemm_common.h"
 #include "lowbit/core/aligned.h"
 #include "lowbit/core/threading.h"
 #include "lowbit/kernels/bgemm.h"
@@ -112,6 +113,23 @@ void BM_onednn_u8s8s32(benchmark::State& state) {
   }
   set_ops(state, m, n, k);
 }
+
+// Each variant this CPU can run, forced by name, at the headline shape on one thread.
+void BM_bgemm_variant(benchmark::State& state, const std::string& name) {
+  lowbit::kernels::detail::bgemm_force_variant(name);
+  BM_bgemm_s32(state);
+  lowbit::kernels::detail::bgemm_force_variant("");
+}
+
+const bool kVariantsRegistered = [] {
+  for (const std::string& name : lowbit::kernels::detail::bgemm_runnable_variants())
+    benchmark::RegisterBenchmark(("BM_bgemm_variant/" + name).c_str(), BM_bgemm_variant, name)
+        ->Args({256, 4096, 4096, 1})
+        ->ArgNames({"M", "N", "K", "threads"})
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  return true;
+}();
 
 void Shapes(benchmark::internal::Benchmark* b) {
   for (int threads : {1, 2}) {

@@ -13,6 +13,7 @@
 #include "lowbit/core/threading.h"
 #include "lowbit/kernels/bgemm.h"
 #include "lowbit/kernels/bitpack.h"
+#include "kernels/cpu/bgemm_common.h"
 #include "test_util.h"
 
 namespace lowbit::kernels {
@@ -88,7 +89,7 @@ void check_shape(const Shape3& s, uint64_t seed, int64_t extra_words = 0) {
   ref::bgemm_threshold(a.view, b.view, thr, {}, wtn);
 
   const int saved_threads = num_threads();
-  testing::for_each_isa([&](cpu::IsaLevel) {
+  auto run_checks = [&] {
     for (int threads : {1, 2}) {
       SCOPED_TRACE(std::string("threads=") + std::to_string(threads) + " kernel=" + bgemm_kernel_name());
       set_num_threads(threads);
@@ -115,7 +116,16 @@ void check_shape(const Shape3& s, uint64_t seed, int64_t extra_words = 0) {
       BitMatrix ov{o, s.m, s.n, 0};
       EXPECT_NO_THROW(validate(ov, "threshold output", /*check_padding=*/true));
     }
-  });
+  };
+  // Every ISA level through dispatch, then every runnable variant by name (two variants can
+  // share a level, and only the best of them is dispatched).
+  testing::for_each_isa([&](cpu::IsaLevel) { run_checks(); });
+  for (const std::string& name : detail::bgemm_runnable_variants()) {
+    SCOPED_TRACE("forced " + name);
+    detail::bgemm_force_variant(name);
+    run_checks();
+  }
+  detail::bgemm_force_variant("");
   set_num_threads(saved_threads);
 }
 
@@ -308,6 +318,12 @@ TEST(Bgemm, KernelNameFollowsIsaCapAndTableIsListed) {
   for (const auto& choice : kernel_choices())
     if (choice.op == "bgemm") listed = !choice.available.empty() && choice.available.back() == "bgemm_scalar_2x4";
   EXPECT_TRUE(listed);
+  const auto names = detail::bgemm_runnable_variants();
+  ASSERT_FALSE(names.empty());
+  detail::bgemm_force_variant(names.back());
+  EXPECT_EQ(std::string(bgemm_kernel_name()), names.back());
+  detail::bgemm_force_variant("");
+  EXPECT_THROW(detail::bgemm_force_variant("bgemm_nonexistent"), Error);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "lowbit/kernels/bgemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -33,11 +34,18 @@ namespace {
 
 // Transposes columns [c0, c0 + nr) of B (rows of B) into the word-interleaved panel layout.
 // Columns at or past n_end are zero so that the tile kernels never need a column tail.
-void pack_panel(const BgemmArgs& p, int64_t c0, int64_t n_end, int nr, uint64_t* panel) {
+void pack_panel(const BgemmArgs& p, int64_t c0, int64_t n_end, int nr, bool pair_xor, uint64_t* panel) {
   const int64_t valid = std::min<int64_t>(nr, n_end - c0);
   for (int64_t j = 0; j < valid; ++j) {
     const uint64_t* src = p.b + (c0 + j) * p.ldb;
-    for (int64_t w = 0; w < p.kw; ++w) panel[w * nr + j] = src[w];
+    if (pair_xor) {
+      for (int64_t w = 0; w < p.kw; w += 2) {
+        panel[w * nr + j] = src[w];
+        panel[(w + 1) * nr + j] = src[w] ^ src[w + 1];
+      }
+    } else {
+      for (int64_t w = 0; w < p.kw; ++w) panel[w * nr + j] = src[w];
+    }
   }
   for (int64_t j = valid; j < nr; ++j)
     for (int64_t w = 0; w < p.kw; ++w) panel[w * nr + j] = 0;
@@ -58,13 +66,24 @@ void bgemm_blocked(const BgemmMicro& micro, const BgemmArgs& p, int64_t m0, int6
   const int64_t panels_total = (n1 - n0 + nr - 1) / nr;
   const int64_t panels_per_block =
       std::clamp<int64_t>(kL2Budget / std::max<int64_t>(1, panel_words * 8), 1, panels_total);
-  uint64_t* panels = bgemm_scratch(static_cast<std::size_t>(panels_per_block * panel_words));
+  const int64_t half = p.kw / 2;  // kw is a multiple of 8
+  const int64_t pair_words = micro.pair_xor ? micro.mr * half : 0;
+  uint64_t* panels = bgemm_scratch(static_cast<std::size_t>(panels_per_block * panel_words + pair_words));
+  uint64_t* a_pair = micro.pair_xor ? panels + panels_per_block * panel_words : nullptr;
   for (int64_t pb = 0; pb < panels_total; pb += panels_per_block) {
     const int64_t np = std::min(panels_per_block, panels_total - pb);
-    for (int64_t q = 0; q < np; ++q) pack_panel(p, n0 + (pb + q) * nr, n1, nr, panels + q * panel_words);
+    for (int64_t q = 0; q < np; ++q)
+      pack_panel(p, n0 + (pb + q) * nr, n1, nr, micro.pair_xor, panels + q * panel_words);
     for (int64_t m = m0; m < m1; m += micro.mr) {
       const int rows = static_cast<int>(std::min<int64_t>(micro.mr, m1 - m));
-      for (int64_t q = 0; q < np; ++q) micro.tile(p, panels + q * panel_words, m, rows, n0 + (pb + q) * nr, n1);
+      if (micro.pair_xor) {
+        for (int i = 0; i < rows; ++i) {
+          const uint64_t* a = p.a + (m + i) * p.lda;
+          for (int64_t w2 = 0; w2 < half; ++w2) a_pair[i * half + w2] = a[2 * w2] ^ a[2 * w2 + 1];
+        }
+      }
+      for (int64_t q = 0; q < np; ++q)
+        micro.tile(p, panels + q * panel_words, a_pair, m, rows, n0 + (pb + q) * nr, n1);
     }
   }
 }
@@ -79,6 +98,7 @@ namespace {
 
 const KernelVariant<BgemmFn> kBgemmVariants[] = {
 #if defined(__x86_64__)
+    {"bgemm_avx512vpopcnt_csa_6x16", cpu::kAvx512 | cpu::kAvx512Vpopcnt, detail::bgemm_avx512_vpopcnt_csa},
     {"bgemm_avx512vpopcnt_8x16", cpu::kAvx512 | cpu::kAvx512Vpopcnt, detail::bgemm_avx512_vpopcnt},
     {"bgemm_avx512_lut_4x16", cpu::kAvx512, detail::bgemm_avx512_lut},
     {"bgemm_avx2_lut_2x8", cpu::kAvx2, detail::bgemm_avx2_lut},
@@ -86,6 +106,13 @@ const KernelVariant<BgemmFn> kBgemmVariants[] = {
     {"bgemm_scalar_2x4", 0, detail::bgemm_scalar},
 };
 const KernelTable<BgemmFn> kBgemmTable("bgemm", kBgemmVariants);
+
+std::atomic<const KernelVariant<BgemmFn>*> g_forced{nullptr};
+
+const KernelVariant<BgemmFn>& chosen() {
+  const KernelVariant<BgemmFn>* forced = g_forced.load(std::memory_order_acquire);
+  return forced != nullptr ? *forced : kBgemmTable.select();
+}
 
 int64_t effective_wpr(const BitMatrix& m) {
   return m.words_per_row == 0 ? packed_words_per_row(m.k) : m.words_per_row;
@@ -132,7 +159,7 @@ BgemmArgs make_args(const BitMatrix& a, const BitMatrix& b) {
 // only its own panels of B, and they stay in its own L2), tall narrow ones by row.
 void run(const BgemmArgs& p) {
   if (p.m == 0 || p.n == 0) return;
-  const BgemmFn fn = kBgemmTable.select().fn;
+  const BgemmFn fn = chosen().fn;
   const int threads = num_threads();
   const int64_t col_units = (p.n + 63) / 64;
   // Below ~2e5 word-ops (a few tens of microseconds on one core) waking the pool costs about
@@ -153,7 +180,28 @@ void run(const BgemmArgs& p) {
 
 }  // namespace
 
-const char* bgemm_kernel_name() { return kBgemmTable.select().name; }
+const char* bgemm_kernel_name() { return chosen().name; }
+
+namespace detail {
+std::vector<std::string> bgemm_runnable_variants() {
+  std::vector<std::string> names;
+  for (const auto* v : kBgemmTable.runnable()) names.emplace_back(v->name);
+  return names;
+}
+
+void bgemm_force_variant(const std::string& name) {
+  if (name.empty()) {
+    g_forced.store(nullptr, std::memory_order_release);
+    return;
+  }
+  for (const auto* v : kBgemmTable.runnable())
+    if (name == v->name) {
+      g_forced.store(v, std::memory_order_release);
+      return;
+    }
+  fail("bgemm_force_variant: '", name, "' is not a bgemm variant this CPU can run");
+}
+}  // namespace detail
 
 void bgemm_s32(const BitMatrix& a, const BitMatrix& b, std::span<int32_t> c, int64_t ldc) {
   check_operands(a, b, "bgemm_s32");

@@ -66,8 +66,8 @@ LOWBIT_TARGET_AVX2 static inline void tile(const BgemmArgs& p, const uint64_t* p
   }
 }
 
-LOWBIT_TARGET_AVX2 void tile_any(const BgemmArgs& p, const uint64_t* panel, int64_t m, int rows, int64_t c0,
-                                 int64_t n_end) {
+LOWBIT_TARGET_AVX2 void tile_any(const BgemmArgs& p, const uint64_t* panel, const uint64_t*, int64_t m, int rows,
+                                 int64_t c0, int64_t n_end) {
   if (rows == 2)
     tile<2>(p, panel, m, c0, n_end);
   else
@@ -97,7 +97,7 @@ LOWBIT_TARGET_AVX2 void few_rows(const BgemmArgs& p, int64_t m, int rows, int64_
 }  // namespace
 
 void bgemm_avx2_lut(const BgemmArgs& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  static const BgemmMicro micro{2, kNR, tile_any, few_rows};
+  static const BgemmMicro micro{2, kNR, false, tile_any, few_rows};
   bgemm_blocked(micro, p, m0, m1, n0, n1);
 }
 

@@ -10,6 +10,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace lowbit::kernels::detail {
 
@@ -87,9 +89,14 @@ uint64_t* bgemm_scratch(std::size_t words);
 struct BgemmMicro {
   int mr;  // most rows of A per tile
   int nr;  // columns per packed panel
+  // Pair layout (for carry-save kernels): for each pair of words (w, w + 1) the panel holds
+  // word w of the nr columns, then (word w XOR word w + 1) of the nr columns, and `a_pair`
+  // holds a[w] XOR a[w + 1] for each pair of the tile's rows (kw / 2 words per row).
+  bool pair_xor;
   // Computes rows [m, m + rows) (rows <= mr) against one packed panel whose first column is
   // c0, and applies the epilogue to the columns below n_end.
-  void (*tile)(const BgemmArgs& p, const uint64_t* panel, int64_t m, int rows, int64_t c0, int64_t n_end);
+  void (*tile)(const BgemmArgs& p, const uint64_t* panel, const uint64_t* a_pair, int64_t m, int rows, int64_t c0,
+               int64_t n_end);
   // Unpacked path for a few rows (GEMV-like shapes), where packing B would cost as much as
   // the product: rows [m, m + rows) (rows <= 4) against columns [n0, n1).
   void (*few_rows)(const BgemmArgs& p, int64_t m, int rows, int64_t n0, int64_t n1);
@@ -100,11 +107,19 @@ struct BgemmMicro {
 void bgemm_blocked(const BgemmMicro& micro, const BgemmArgs& args, int64_t m0, int64_t m1, int64_t n0,
                    int64_t n1);
 
+// Names of the variants this CPU can run, best first (tests and benchmarks).
+std::vector<std::string> bgemm_runnable_variants();
+// Makes every following bgemm call use the named variant instead of the dispatched one, so
+// that tests and benchmarks can reach variants that share an ISA level with a better one;
+// an empty name restores dispatch. Throws lowbit::Error for an unknown or unrunnable name.
+void bgemm_force_variant(const std::string& name);
+
 // Variants (defined in src/kernels/cpu/bgemm_*.cc).
 void bgemm_scalar(const BgemmArgs& args, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 #if defined(__x86_64__)
 void bgemm_avx2_lut(const BgemmArgs& args, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 void bgemm_avx512_lut(const BgemmArgs& args, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
+void bgemm_avx512_vpopcnt_csa(const BgemmArgs& args, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 void bgemm_avx512_vpopcnt(const BgemmArgs& args, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
 #endif
 
