@@ -66,6 +66,15 @@ TEST(QuantAffine, AsymmetricHandDerived) {
   EXPECT_EQ(p.zero_point, -128);
   p = choose_asymmetric(-10.0f, -2.0f);
   EXPECT_EQ(p.zero_point, 127);
+  // Exact ties in the zero point round away from zero (std::round, as TFLite): uint8 [−2.5,
+  // 252.5] has scale 1 and zero_point_from_min = 0 + 2.5 -> 3 (half-to-even would give 2);
+  // int8 [−3.5, 251.5]: −128 + 3.5 = −124.5 -> −125 (half-to-even: −124).
+  p = choose_asymmetric(-2.5f, 252.5f, kUInt8);
+  EXPECT_EQ(p.scale, 1.0f);
+  EXPECT_EQ(p.zero_point, 3);
+  p = choose_asymmetric(-3.5f, 251.5f);
+  EXPECT_EQ(p.scale, 1.0f);
+  EXPECT_EQ(p.zero_point, -125);
   // int16 asymmetric [−1, 3]: scale 4/65535.
   p = choose_asymmetric(-1.0f, 3.0f, kInt16);
   EXPECT_EQ(p.scale, 4.0f / 65535.0f);
