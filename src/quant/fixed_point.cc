@@ -19,7 +19,8 @@ QuantizedMultiplier quantize_multiplier(double real_multiplier) {
   }
   if (shift < -31) return {};
   LOWBIT_CHECK(shift <= 30, "quantize_multiplier: multiplier ", real_multiplier,
-               " is too large (at most 2^30 is representable)");
+               " is too large: it would need a left shift of ", shift,
+               " (at most 30), so it must be below about 2^30");
   return {static_cast<int32_t>(q_fixed), shift};
 }
 
