@@ -363,6 +363,27 @@ TEST(Igemm, ZeroSizesAreLegal) {
   EXPECT_NO_THROW(igemm_s32(none, 5, 0, def, std::span<int32_t>(), 0));
 }
 
+TEST(Igemm, KernelNamesFollowTheCap) {
+  for_each_isa([&](cpu::IsaLevel level) {
+    const std::string g = igemm_kernel_name(), v = igemv_kernel_name();
+    EXPECT_EQ(g.rfind("igemm_", 0), 0u) << g;
+    EXPECT_EQ(v.rfind("igemv_", 0), 0u) << v;
+    if (level == cpu::IsaLevel::scalar) {
+      EXPECT_EQ(g, "igemm_scalar");
+      EXPECT_EQ(v, "igemv_scalar");
+    } else {
+      EXPECT_NE(g, "igemm_scalar");
+      EXPECT_NE(v, "igemv_scalar");
+    }
+    if (level == cpu::IsaLevel::avx2) {
+      EXPECT_NE(g.find("avx2"), std::string::npos) << g;
+    }
+    if (level == cpu::IsaLevel::avx512) {
+      EXPECT_NE(g.find("avx512bw"), std::string::npos) << g;
+    }
+  });
+}
+
 // Expects lowbit::Error whose message contains `needle`.
 template <typename F>
 void expect_error(F&& f, const std::string& needle) {

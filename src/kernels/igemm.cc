@@ -13,8 +13,6 @@
 #include "lowbit/core/threading.h"
 #include "lowbit/quant/fixed_point.h"
 
-#define LOWBIT_IGEMM_SIMD 0
-
 namespace lowbit::kernels {
 
 using igemm_detail::AFormat;
@@ -32,18 +30,18 @@ namespace {
 // ---- kernel tables -----------------------------------------------------------------------
 
 constexpr KernelVariant<GemmKernel> kGemmVariants[] = {
-#if defined(__x86_64__) && LOWBIT_IGEMM_SIMD
+#if LOWBIT_X86
     {"igemm_avx512vnni_6x64", cpu::kAvx512 | cpu::kAvx512Vnni,
      {AFormat::u8_offset, 6, &igemm_detail::pack_u8_offset_avx512, &igemm_detail::block_avx512vnni}},
     {"igemm_avx512bw_3x64", cpu::kAvx512,
      {AFormat::s16, 3, &igemm_detail::pack_s16_avx512, &igemm_detail::block_avx512bw}},
-    {"igemm_avx2_3x16", cpu::kAvx2, {AFormat::s16, 3, &igemm_detail::pack_s16_avx2, &igemm_detail::block_avx2}},
+    {"igemm_avx2_2x16", cpu::kAvx2, {AFormat::s16, 2, &igemm_detail::pack_s16_avx2, &igemm_detail::block_avx2}},
 #endif
     {"igemm_scalar", cpu::kNone, {AFormat::s16, 1, &igemm_detail::pack_s16_scalar, &igemm_detail::block_scalar}},
 };
 
 constexpr KernelVariant<GemvKernel> kGemvVariants[] = {
-#if defined(__x86_64__) && LOWBIT_IGEMM_SIMD
+#if LOWBIT_X86
     {"igemv_avx512vnni_64", cpu::kAvx512 | cpu::kAvx512Vnni,
      {AFormat::u8_offset, &igemm_detail::pack_u8_offset_avx512, &igemm_detail::gemv_avx512vnni}},
     {"igemv_avx512bw_64", cpu::kAvx512, {AFormat::s16, &igemm_detail::pack_s16_avx512, &igemm_detail::gemv_avx512bw}},

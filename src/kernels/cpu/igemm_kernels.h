@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "lowbit/core/target.h"
+
 namespace lowbit::kernels::igemm_detail {
 
 // Output channels per packed block of B (4 panels of 16, one zmm each per group of 4 K).
@@ -99,7 +101,7 @@ void pack_s16_scalar(const int8_t* a, int64_t rows, int64_t k, int64_t lda, void
 void block_scalar(const BlockArgs& p);
 void gemv_scalar(const GemvArgs& p);
 
-#if defined(__x86_64__)
+#if LOWBIT_X86
 void pack_s16_avx2(const int8_t* a, int64_t rows, int64_t k, int64_t lda, void* dst, int64_t kp);
 void block_avx2(const BlockArgs& p);
 void gemv_avx2(const GemvArgs& p);
