@@ -285,6 +285,57 @@ TEST(Igemm, SaturatesToQminQmax) {
   });
 }
 
+// The accumulators are all zero (x = 0), so each channel's output is the requantized bias:
+// a cross product of edge values for bias, multiplier and shift, including ties and values
+// one away from the rounding boundaries, checked through GEMV and GEMM on every variant.
+TEST(Igemm, RequantizeEdgeValues) {
+  const int32_t kMin = std::numeric_limits<int32_t>::min(), kMax = std::numeric_limits<int32_t>::max();
+  const std::vector<int32_t> biases{kMin, kMin + 1, -(1 << 30) - 1, -(1 << 30), -(1 << 30) + 1, -3, -1, 0, 1, 3,
+                                    (1 << 30) - 1, 1 << 30, kMax - 1, kMax, 12345677, -7654321};
+  const std::vector<int32_t> mults{0, 1, 2, 3, (1 << 30) - 1, 1 << 30, (1 << 30) + 1, kMax, 1518500250};
+  const std::vector<int32_t> shifts{-31, -30, -17, -2, -1, 0, 1, 2, 29, 30};
+  std::vector<int32_t> bias, mult, shift;
+  for (int32_t b : biases)
+    for (int32_t m : mults)
+      for (int32_t s : shifts) {
+        bias.push_back(b);
+        mult.push_back(m);
+        shift.push_back(s);
+      }
+  const auto n = static_cast<int64_t>(bias.size());
+  const int64_t k = 5;
+  const std::vector<int8_t> x(static_cast<std::size_t>(3 * k), 0);
+  const auto b = random_i8(static_cast<std::size_t>(n * k), 77);
+  const PackedWeightsI8 w = PackedWeightsI8::pack(b, n, k, k);
+  for (int32_t zp : {0, -100, 77}) {
+    Requantize rq;
+    rq.bias = bias;
+    rq.multiplier = mult;
+    rq.shift = shift;
+    rq.out_zero_point = zp;
+    rq.qmin = -32768;
+    rq.qmax = 32767;
+    Requantize rq8 = rq;
+    rq8.qmin = -128;
+    rq8.qmax = 127;
+    for_each_isa([&](cpu::IsaLevel) {
+      std::vector<int16_t> y(static_cast<std::size_t>(n)), c(static_cast<std::size_t>(3 * n));
+      std::vector<int8_t> y8(static_cast<std::size_t>(n));
+      igemv_requant_s16(std::span<const int8_t>(x.data(), k), w, rq, y);
+      igemm_requant_s16(x, 3, k, w, rq, c, n);
+      igemv_requant_s8(std::span<const int8_t>(x.data(), k), w, rq8, y8);
+      for (int64_t j = 0; j < n; ++j) {
+        const auto jj = static_cast<std::size_t>(j);
+        const int32_t want = ref::requantize(0, j, rq);
+        ASSERT_EQ(int32_t{y[jj]}, want) << igemv_kernel_name() << " bias=" << bias[jj] << " mult=" << mult[jj]
+                                        << " shift=" << shift[jj] << " zp=" << zp;
+        for (int r = 0; r < 3; ++r) ASSERT_EQ(int32_t{c[static_cast<std::size_t>(r * n + j)]}, want) << igemm_kernel_name();
+        ASSERT_EQ(int32_t{y8[jj]}, ref::requantize(0, j, rq8)) << igemv_kernel_name();
+      }
+    });
+  }
+}
+
 TEST(Igemv, MatchesGemmAtBatchOne) {
   std::vector<std::array<int64_t, 2>> shapes;
   const auto& s = awkward_sizes();
