@@ -182,9 +182,10 @@ Epilogue make_epilogue(const PackedWeightsI8& b, Out out, const Requantize* rq, 
 
 std::size_t out_bytes(Out o) { return o == Out::s32 ? 4 : (o == Out::s16 ? 2 : 1); }
 
-// Packed A bytes kept per M block: with the B block (K x 64 bytes) this stays within a 2 MiB
-// L2, so every row tile of the block reads A and B from L2 or better.
-constexpr int64_t kABlockBytes = 1 << 20;
+// Packed A bytes kept per M block. When the task's share of B is small enough to stay in the
+// 2 MiB L2 next to A, a small A block is best (B is re-read from L2 for every A block); when B
+// has to be streamed from L3, a large A block makes fewer passes over it.
+constexpr int64_t kSmallABlock = 256 << 10, kLargeABlock = 1 << 20, kL2ResidentB = 1 << 20;
 // Below this many multiply-adds a GEMM runs on the calling thread only.
 constexpr int64_t kParallelMacs = int64_t{1} << 22;
 
@@ -199,7 +200,6 @@ void run_gemm(const int8_t* a, int64_t m, int64_t lda, const PackedWeightsI8& b,
   const int64_t esz = igemm_detail::a_elem_bytes(kern.a_format);
   const int64_t mr = kern.mr;
   const int64_t row_bytes = std::max<int64_t>(kp * esz, 1);
-  const int64_t mc = std::max<int64_t>(mr, kABlockBytes / row_bytes / mr * mr);
   const std::size_t osz = out_bytes(out);
 
   // Work split: each task owns a rectangle of rows x blocks. Splitting N keeps every thread on
@@ -223,6 +223,8 @@ void run_gemm(const int8_t* a, int64_t m, int64_t lda, const PackedWeightsI8& b,
         r1 = std::min(m, tiles * (t + 1) / tasks * mr);
       }
       if (r0 >= r1 || b0 >= b1) continue;
+      const int64_t a_budget = (b1 - b0) * kBlock * kp <= kL2ResidentB ? kSmallABlock : kLargeABlock;
+      const int64_t mc = std::max<int64_t>(mr, a_budget / row_bytes / mr * mr);
       void* apack = t_pack_scratch.get(static_cast<std::size_t>(std::min(mc, r1 - r0) * row_bytes));
       for (int64_t i0 = r0; i0 < r1; i0 += mc) {
         const int64_t rows = std::min(mc, r1 - i0);

@@ -21,6 +21,10 @@ namespace lowbit::kernels::igemm_detail {
 namespace {
 
 constexpr int kMr = 6;
+// B is streamed from L2 (its 64-channel block is shared by all row tiles of an A block); the
+// hardware prefetchers alone leave the tile waiting on it now and then. Prefetching 12 groups
+// (3 KiB of a full block) ahead into L1 measured a few percent faster than none, 4, or 32.
+constexpr int64_t kPrefetchGroups = 12;
 
 LOWBIT_TARGET_AVX512_VNNI static inline __m512i bcast4(const uint8_t* p) {
   int32_t v;
@@ -44,7 +48,10 @@ LOWBIT_TARGET_AVX512_VNNI void tile_vnni(const uint8_t* a, int64_t kp, const int
   for (int64_t g = 0; g < groups; ++g) {
     __m512i bv[NP];
 #pragma GCC unroll 4
-    for (int j = 0; j < NP; ++j) bv[j] = _mm512_load_si512(b + j * 64);
+    for (int j = 0; j < NP; ++j) {
+      _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetchGroups * kStride + j * 64), _MM_HINT_T0);
+      bv[j] = _mm512_load_si512(b + j * 64);
+    }
 #pragma GCC unroll 8
     for (int r = 0; r < MR; ++r) {
       const __m512i av = bcast4(ar[r] + 4 * g);
