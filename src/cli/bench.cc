@@ -16,8 +16,7 @@ namespace {
 
 using AddBenchmark = void (*)(CLI::App& bench);
 
-// No benchmark subcommands are built in yet.
-constexpr std::array<AddBenchmark, 0> kBenchmarks{};
+constexpr std::array<AddBenchmark, 1> kBenchmarks{add_bench_gemm};
 
 }  // namespace
 
