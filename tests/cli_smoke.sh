@@ -100,6 +100,23 @@ expect_error "no command" "command" "$lowbit"
 # --help after an unknown command must fail too: scripts probe for commands this way.
 expect_error "unknown command with --help" "frobnicate" "$lowbit" frobnicate --help
 
+# bench gemm: tiny awkward shapes, one JSON object with the documented fields.
+if "$lowbit" --threads 1 bench gemm --shapes 3x5x7,1x17x65 --min-time 0 --min-runs 1 --json | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+rs = j["results"]
+assert len(rs) == 8, len(rs)
+for r in rs:
+    for key in ("impl", "m", "n", "k", "threads", "seconds", "ops_per_second"):
+        assert key in r, key
+    assert r["impl"] in ("f32", "int8", "onednn_s8", "binary"), r["impl"]
+    assert r["threads"] == 1 and r["seconds"] > 0
+    assert abs(r["ops_per_second"] - 2.0 * r["m"] * r["n"] * r["k"] / r["seconds"]) <= 1e-6 * r["ops_per_second"]
+assert {(r["m"], r["n"], r["k"]) for r in rs} == {(3, 5, 7), (1, 17, 65)}
+'; then pass "bench gemm --json"; else fail "bench gemm --json"; fi
+expect_error "bench gemm bad shape" "4x4" "$lowbit" bench gemm --shapes 4x4
+expect_error "bench gemm zero size" "0x4x4" "$lowbit" bench gemm --shapes 0x4x4
+
 if [[ $failures -ne 0 ]]; then
   echo "$failures check(s) failed" >&2
   exit 1
