@@ -8,6 +8,10 @@
 #include <map>
 #include <set>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "lowbit/core/error.h"
 #include "lowbit/core/threading.h"
 #include "lowbit/quant/kbit.h"
@@ -19,19 +23,17 @@ namespace {
 // an element costs a few nanoseconds and waking workers costs microseconds.
 constexpr int64_t kGrain = 1 << 15;
 
-// AP2 of a non-negative float, without log2 or branches so that the AdaMax loop vectorises:
+// AP2 of a non-negative float in integer operations only, so that the AdaMax loop vectorises:
 // round(log2 x) is the exponent, plus one when the significand is at least sqrt(2). No float
-// equals sqrt(2); the smallest float significand above it has fraction bits 0x3504F4. Subnormals
-// are scaled into the normal range first (exact, by a power of two) and back after. Gives the
-// same values as quant::ap2 for every x >= 0 (checked by the tests through ShiftAdaMax).
+// equals sqrt(2); the smallest fraction field above it is 0x3504F4, so adding
+// 0x800000 − 0x3504F4 carries into the exponent exactly when the fraction is at least that,
+// and masking keeps the exponent: a power of two. Equal to quant::ap2 for every normal x >= 0,
+// 0 and +inf (the largest floats round to +inf, as there). A subnormal x gives 0 or 2^−126
+// instead of its own AP2 (at most 2^−126); ShiftAdaMax only adds such a value to ε >= 2^−100,
+// where anything that small vanishes in the rounding, so the state is the same.
 inline float ap2_nonneg(float x) {
-  const bool tiny = x < std::numeric_limits<float>::min();
-  const float xs = tiny ? x * 0x1p64f : x;
-  const uint32_t bits = std::bit_cast<uint32_t>(xs);
-  uint32_t r = bits & 0x7F800000u;
-  r += (bits & 0x007FFFFFu) >= 0x3504F4u ? 0x00800000u : 0u;
-  const float p = std::bit_cast<float>(r) * (tiny ? 0x1p-64f : 1.0f);
-  return x != x ? x : p;  // NaN stays NaN
+  const uint32_t bits = std::bit_cast<uint32_t>(x);
+  return std::bit_cast<float>((bits + (0x00800000u - 0x3504F4u)) & 0x7F800000u);
 }
 
 void check_beta(const char* who, const char* name, float b) {
@@ -210,10 +212,30 @@ void Adam::update(float* w, const float* g, float* const* slots, int64_t begin, 
   float* v = slots[1];
   const float b1 = opt_.beta1, b2 = opt_.beta2, eps = opt_.eps;
   const float a = lr * lr_scale * correction_;
-  for (int64_t i = begin; i < end; ++i) {
-    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-    w[i] -= a * m[i] / (std::sqrt(v[i]) + eps);
+  // In blocks of three passes: GCC keeps a scalar errno path for sqrt (v >= 0 never sets it,
+  // but it cannot tell), which stops a loop around sqrt from vectorising. Isolating the square
+  // roots in their own short loop lets the moment updates and the weight update vectorise, and
+  // on x86-64 that loop uses SSE2's sqrtps (part of the baseline ISA; correctly rounded, so the
+  // same values as std::sqrt).
+  constexpr int64_t kBlock = 512;
+  float denom[kBlock];
+  for (int64_t b = begin; b < end; b += kBlock) {
+    const int64_t n = std::min(kBlock, end - b);
+    float* mb = m + b;
+    float* vb = v + b;
+    float* wb = w + b;
+    const float* gb = g + b;
+    for (int64_t i = 0; i < n; ++i) {
+      mb[i] = b1 * mb[i] + (1.0f - b1) * gb[i];
+      vb[i] = b2 * vb[i] + (1.0f - b2) * gb[i] * gb[i];
+    }
+    int64_t i = 0;
+#if defined(__SSE2__)
+    const __m128 e4 = _mm_set1_ps(eps);
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(denom + i, _mm_add_ps(_mm_sqrt_ps(_mm_loadu_ps(vb + i)), e4));
+#endif
+    for (; i < n; ++i) denom[i] = std::sqrt(vb[i]) + eps;
+    for (int64_t j = 0; j < n; ++j) wb[j] -= a * mb[j] / denom[j];
   }
 }
 
@@ -249,8 +271,9 @@ void AdaMax::update(float* w, const float* g, float* const* slots, int64_t begin
 ShiftAdaMax::ShiftAdaMax(ParameterList params, ShiftAdaMaxOptions opt) : Optimizer(std::move(params)), opt_(opt) {
   check_beta("shift_adamax", "beta1", opt.beta1);
   check_beta("shift_adamax", "beta2", opt.beta2);
-  LOWBIT_CHECK(std::isfinite(opt.eps) && opt.eps >= std::numeric_limits<float>::min(),
-               "shift_adamax: eps must be a finite normal float (>= 2^-126), got ", opt.eps);
+  // ε >= 2^−100 keeps v normal, and makes ap2_nonneg exact where it matters (see there).
+  LOWBIT_CHECK(std::isfinite(opt.eps) && opt.eps >= 0x1p-100f, "shift_adamax: eps must be finite and >= 2^-100, got ",
+               opt.eps);
   init_slots();
 }
 

@@ -169,7 +169,7 @@ class AdaMax : public Optimizer {
 // factors (GLR); with power-of-two factors (glorot_lr_scale_pow2, Torch7's conv nets) the whole
 // step multiplier s·lr_scale·AP2(1/v) stays a power of two.
 // Defaults are Torch7's: β1 = 0.9, β2 = 0.999, ε = 2^−27 (the paper's suggested 1 − β1 = 2^−3,
-// 1 − β2 = 2^−10 are options). ε must be a normal float (>= 2^−126): it keeps v away from 0.
+// 1 − β2 = 2^−10 are options). ε must be at least 2^−100: it keeps v away from 0.
 struct ShiftAdaMaxOptions {
   float beta1 = 0.9f;
   float beta2 = 0.999f;
