@@ -32,6 +32,8 @@ class Module {
   virtual ~Module() = default;
   Module(const Module&) = delete;
   Module& operator=(const Module&) = delete;
+  Module(Module&&) = default;
+  Module& operator=(Module&&) = default;
 
   // The type name used in the model JSON ("binary_dense", "batch_norm", ...).
   virtual std::string kind() const = 0;
