@@ -22,24 +22,44 @@ using Bwd = std::function<void(std::span<const float>, std::span<const float>, s
 // `chunk_fwd(x, out, offset)` lets stochastic forwards know where a chunk starts.
 Var elementwise_ste(const Var& x, const char* op,
                     const std::function<void(std::span<const float>, std::span<float>, int64_t)>& chunk_fwd,
-                    Bwd bwd) {
+                    Bwd bwd, Tensor out = Tensor(), Tensor grad_storage = Tensor()) {
   const Tensor& xv = checked_value(x, op, "x");
-  Tensor out = detail::new_like(xv);
+  if (!out.defined()) out = detail::new_like(xv);
   const float* px = xv.data<float>();
   float* po = out.data<float>();
   parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
     chunk_fwd({px + b, static_cast<std::size_t>(e - b)}, {po + b, static_cast<std::size_t>(e - b)}, b);
   });
-  return make_result(op, out, {x}, [xv, bwd = std::move(bwd)](Node& self) {
+  Var result = make_result(op, out, {x}, [xv, bwd = std::move(bwd)](Node& self) {
     const float* px = xv.data<float>();
     const float* go = self.grad.data<float>();
-    detail::accumulate_into(*self.parents[0], [&](std::span<float> gi) {
-      parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
+    bool fresh = false;
+    float* g = self.parents[0]->grad_buffer(&fresh);
+    parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
+      if (fresh) {  // zeros: the backward may write its result in place
         const auto n = static_cast<std::size_t>(e - b);
-        bwd({px + b, n}, {go + b, n}, gi.subspan(static_cast<std::size_t>(b), n));
-      });
+        bwd({px + b, n}, {go + b, n}, {g + b, n});
+        return;
+      }
+      // Accumulate through a small cache-resident scratch rather than a tensor-sized temporary:
+      // latent weight gradients (the optimizer's buffers) are never fresh, and are large.
+      float scratch[2048];
+      for (int64_t s = b; s < e; s += 2048) {
+        const auto n = static_cast<std::size_t>(std::min<int64_t>(2048, e - s));
+        bwd({px + s, n}, {go + s, n}, {scratch, n});
+        float* gs = g + s;
+        for (std::size_t i = 0; i < n; ++i) gs[i] += scratch[i];
+      }
     });
   });
+  if (result.requires_grad()) result.node()->grad_storage = std::move(grad_storage);
+  return result;
+}
+
+void check_buffer(const Tensor& t, const Tensor& like, const char* what) {
+  LOWBIT_CHECK(t.defined() && t.dtype() == DType::f32 && t.is_contiguous() && t.shape() == like.shape(),
+               "fake_quantize_into: ", what, " ", t.defined() ? t.describe() : std::string("(empty)"),
+               " does not match the weight ", like.describe());
 }
 }  // namespace
 
@@ -137,6 +157,16 @@ Var fake_quantize(const Var& x, const Quantizer& q) {
   return elementwise_ste(
       x, "fake_quantize", [fwd = q.forward](std::span<const float> in, std::span<float> out, int64_t) { fwd(in, out); },
       q.backward);
+}
+
+Var fake_quantize_into(const Var& w, const Quantizer& q, Tensor value_buf, Tensor grad_buf) {
+  const Tensor& wv = checked_value(w, "fake_quantize_into", "w");
+  check_buffer(value_buf, wv, "value buffer");
+  check_buffer(grad_buf, wv, "gradient buffer");
+  LOWBIT_CHECK(value_buf.raw() != wv.raw(), "fake_quantize_into: the value buffer is the weight itself");
+  return elementwise_ste(
+      w, "fake_quantize", [fwd = q.forward](std::span<const float> in, std::span<float> out, int64_t) { fwd(in, out); },
+      q.backward, std::move(value_buf), std::move(grad_buf));
 }
 
 Var dropout(const Var& x, float p, uint64_t seed, bool training) {
