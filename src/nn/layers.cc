@@ -23,7 +23,8 @@ namespace {
 Tensor uniform(const Shape& shape, float limit, uint64_t seed) {
   Tensor t = Tensor::zeros(shape, DType::f32);
   float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i)
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i)
     p[i] = limit * (2.0f * quant::uniform01(seed, static_cast<uint64_t>(i)) - 1.0f);
   return t;
 }
