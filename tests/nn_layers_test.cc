@@ -374,22 +374,24 @@ TEST(NnTiming, BinaryMlpTrainingStep) {
   // The floor: the step's eleven GEMMs alone (4 forward, 4 weight gradients, 3 input gradients;
   // the data input needs none), on the same shapes through the same sgemm.
   const int64_t dims[] = {784, 1024, 1024, 1024, 10};
-  std::vector<Tensor> acts, ws, outs;
+  std::vector<Tensor> acts, ws, outs, ys, gws, gxs;
   for (int l = 0; l < 4; ++l) {
     acts.push_back(random_tensor({100, dims[l]}, 10 + l));
     ws.push_back(random_tensor({dims[l + 1], dims[l]}, 20 + l));
     outs.push_back(random_tensor({100, dims[l + 1]}, 30 + l));
+    ys.push_back(Tensor::zeros({100, dims[l + 1]}, DType::f32));
+    gws.push_back(Tensor::zeros({dims[l + 1], dims[l]}, DType::f32));
+    gxs.push_back(Tensor::zeros({100, dims[l]}, DType::f32));
   }
-  auto gemms = [&] {
+  auto gemms = [&] {  // preallocated outputs: the floor has no allocation at all
     for (int l = 0; l < 4; ++l) {
       const int64_t in = dims[l], out = dims[l + 1];
-      Tensor y = Tensor::zeros({100, out}, DType::f32), gw = Tensor::zeros({out, in}, DType::f32);
+      Tensor &y = ys[l], &gw = gws[l], &gx = gxs[l];
       kernels::sgemm(false, true, 100, out, in, 1.0f, acts[l].data<float>(), in, ws[l].data<float>(), in, 0.0f,
                      y.data<float>(), out);
       kernels::sgemm(true, false, out, in, 100, 1.0f, outs[l].data<float>(), out, acts[l].data<float>(), in, 0.0f,
                      gw.data<float>(), in);
       if (l > 0) {
-        Tensor gx = Tensor::zeros({100, in}, DType::f32);
         kernels::sgemm(false, false, 100, in, out, 1.0f, outs[l].data<float>(), out, ws[l].data<float>(), in, 0.0f,
                        gx.data<float>(), in);
       }
