@@ -28,8 +28,13 @@ class PackedWeightsI8 {
 
   int64_t n() const { return n_; }
   int64_t k() const { return k_; }
-  // Packed layout: panels of 16 output channels; in a panel, K in groups of 4 (zero-padded to
-  // a multiple of 4), each group stored as 16 channels x 4 bytes: [ceil(n/16)][ceil(k/4)][16][4].
+  // Packed layout: blocks of 64 output channels; the last block holds the remaining channels
+  // rounded up to a multiple of 16 (16, 32, 48 or 64). In a block, K is split into groups of 4
+  // (zero-padded to a multiple of 4) and each group is stored as [channels of the block][4]:
+  // [ceil(n/64)][k_groups()][w][4] with w = 64 except in the last block. One group of 16
+  // channels is one 64-byte vector, and one group of a full block is 256 contiguous bytes, so
+  // both the GEMM tile (64 channels) and the GEMV read each block as a single linear stream.
+  // Block j starts at byte j·256·k_groups(); channels past n and depth past k are zero.
   const int8_t* data() const { return data_.get(); }
   // Σ_k B[n, k] for each output channel n (ceil(n/16)·16 entries, zero past n).
   const int32_t* row_sums() const { return sums_.get(); }
