@@ -32,5 +32,6 @@ std::string max_isa_source();
 // Commands, one file each.
 void add_info_command(CLI::App& app);   // info.cc
 void add_bench_commands(CLI::App& app); // bench.cc
+void add_eval_command(CLI::App& app);   // eval.cc
 
 }  // namespace lowbit::cli
