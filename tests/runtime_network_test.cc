@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <filesystem>
 #include <limits>
 #include <random>
@@ -557,6 +559,48 @@ TEST(RuntimeEval, SyntheticIdxSplit) {
   for (int64_t i = 0; i < n; ++i) wrong += got[i] != s.labels.data<uint8_t>()[i];
   EXPECT_EQ(wrong, want_wrong);
   fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace lowbit::runtime
+
+namespace lowbit::runtime {
+namespace {
+
+// Files for tests/eval_cli.sh, which runs `lowbit eval` on them: a model and an IDX test split
+// with a known error count, a model whose input differs from the data, and a model of a
+// dataset without a reader. Written to $LOWBIT_EVAL_FIXTURE_DIR when set (and kept there),
+// else to a temporary folder that is removed.
+TEST(RuntimeEval, WriteCliFixture) {
+  const char* env = std::getenv("LOWBIT_EVAL_FIXTURE_DIR");
+  const fs::path dir = env ? fs::path(env) : fs::temp_directory_path() / ("lowbit_fixture_" + std::to_string(::getpid()));
+  fs::create_directories(dir / "data");
+  Builder b(InputSpec{6, 5, 1, InputLayout::hwc, 2.0 / 255, -1.0}, 21);
+  b.dense(70, "sign", 255);
+  b.dense(10, "affine");
+  const int64_t n = 40;
+  const Tensor images = random_images(n, 30, 22);
+  const std::vector<int32_t> pred = b.net.predict(images);
+  Tensor labels = Tensor::zeros({n}, DType::u8);
+  int64_t wrong = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const bool miss = i % 4 == 1;
+    labels.data<uint8_t>()[i] = static_cast<uint8_t>(miss ? (pred[i] + 3) % 10 : pred[i]);
+    wrong += miss;
+  }
+  data::write_idx((dir / "data" / "t10k-images-idx3-ubyte").string(), images.reshape({n, 6, 5}));
+  data::write_idx((dir / "data" / "t10k-labels-idx1-ubyte").string(), labels);
+  b.net.save((dir / "model.lbm").string(), R"({"dataset":"mnist"})");
+  {
+    std::ofstream f(dir / "expected_errors");
+    f << wrong << "\n";
+  }
+  Builder other(InputSpec{7, 7, 1, InputLayout::hwc, 1.0 / 255, 0.0}, 23);
+  other.dense(10, "affine");
+  other.net.save((dir / "wrong_input.lbm").string(), R"({"dataset":"mnist"})");
+  b.net.save((dir / "cifar.lbm").string(), R"({"dataset":"cifar10"})");
+  EXPECT_NO_THROW(Network::load((dir / "model.lbm").string()));
+  if (!env) fs::remove_all(dir);
 }
 
 }  // namespace
