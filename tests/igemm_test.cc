@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/core/dispatch.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/threading.h"
 #include "lowbit/kernels/igemm.h"
@@ -433,6 +434,22 @@ TEST(Igemm, KernelNamesFollowTheCap) {
       EXPECT_NE(g.find("avx512bw"), std::string::npos) << g;
     }
   });
+}
+
+TEST(Igemm, TablesAreRegisteredForInfo) {
+  bool gemm = false, gemv = false;
+  for (const KernelChoice& c : kernel_choices()) {
+    if (c.op == "igemm") {
+      gemm = true;
+      EXPECT_EQ(c.available.back(), "igemm_scalar");
+    }
+    if (c.op == "igemv") {
+      gemv = true;
+      EXPECT_EQ(c.available.back(), "igemv_scalar");
+    }
+  }
+  EXPECT_TRUE(gemm);
+  EXPECT_TRUE(gemv);
 }
 
 // Expects lowbit::Error whose message contains `needle`.
