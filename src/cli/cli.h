@@ -33,5 +33,6 @@ std::string max_isa_source();
 void add_info_command(CLI::App& app);   // info.cc
 void add_bench_commands(CLI::App& app); // bench.cc
 void add_bench_gemm(CLI::App& bench);   // bench_gemm.cc: `lowbit bench gemm`
+void add_eval_command(CLI::App& app);   // eval.cc
 
 }  // namespace lowbit::cli

@@ -1,0 +1,176 @@
+// Activations and quantizers with straight-through gradients, dropout, gradient quantization.
+// The forward and backward arithmetic is the quant/ layer's; this file only threads it through
+// the tape (and splits large tensors across threads: every quantizer here is elementwise, and the
+// stochastic ones take a counter offset so that chunks reproduce the one-call result).
+#include <cmath>
+
+#include "autograd/internal.h"
+#include "lowbit/autograd/ops.h"
+#include "lowbit/quant/binary.h"
+#include "lowbit/quant/kbit.h"
+#include "lowbit/quant/rng.h"
+
+namespace lowbit::autograd {
+using detail::checked_value;
+using detail::parallel_elements;
+
+namespace {
+using Fwd = std::function<void(std::span<const float>, std::span<float>)>;
+using Bwd = std::function<void(std::span<const float>, std::span<const float>, std::span<float>)>;
+
+// Elementwise forward f with elementwise STE backward b, both applied in parallel chunks.
+// `chunk_fwd(x, out, offset)` lets stochastic forwards know where a chunk starts.
+Var elementwise_ste(const Var& x, const char* op,
+                    const std::function<void(std::span<const float>, std::span<float>, int64_t)>& chunk_fwd,
+                    Bwd bwd) {
+  const Tensor& xv = checked_value(x, op, "x");
+  Tensor out = detail::new_like(xv);
+  const float* px = xv.data<float>();
+  float* po = out.data<float>();
+  parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
+    chunk_fwd({px + b, static_cast<std::size_t>(e - b)}, {po + b, static_cast<std::size_t>(e - b)}, b);
+  });
+  return make_result(op, out, {x}, [xv, bwd = std::move(bwd)](Node& self) {
+    const float* px = xv.data<float>();
+    const float* go = self.grad.data<float>();
+    detail::accumulate_into(*self.parents[0], [&](std::span<float> gi) {
+      parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
+        const auto n = static_cast<std::size_t>(e - b);
+        bwd({px + b, n}, {go + b, n}, gi.subspan(static_cast<std::size_t>(b), n));
+      });
+    });
+  });
+}
+}  // namespace
+
+Var hardtanh(const Var& x, float lo, float hi) {
+  LOWBIT_CHECK(lo < hi, "hardtanh: lo = ", lo, " must be below hi = ", hi);
+  return elementwise_ste(
+      x, "hardtanh",
+      [lo, hi](std::span<const float> in, std::span<float> out, int64_t) {
+        for (std::size_t i = 0; i < in.size(); ++i) out[i] = std::min(hi, std::max(lo, in[i]));
+      },
+      [lo, hi](std::span<const float> in, std::span<const float> g, std::span<float> gi) {
+        for (std::size_t i = 0; i < in.size(); ++i) gi[i] = (in[i] >= lo && in[i] <= hi) ? g[i] : 0.0f;
+      });
+}
+
+Var sign_ste(const Var& x, float window) {
+  LOWBIT_CHECK(window >= 0.0f, "sign_ste: window must be >= 0, got ", window);
+  return elementwise_ste(
+      x, "sign", [](std::span<const float> in, std::span<float> out, int64_t) { quant::binarize(in, out); },
+      [window](std::span<const float> in, std::span<const float> g, std::span<float> gi) {
+        quant::binarize_backward(in, g, gi, window);
+      });
+}
+
+Var sign_stochastic(const Var& x, uint64_t seed, float window) {
+  LOWBIT_CHECK(window >= 0.0f, "sign_stochastic: window must be >= 0, got ", window);
+  return elementwise_ste(
+      x, "sign_stochastic",
+      [seed](std::span<const float> in, std::span<float> out, int64_t offset) {
+        quant::binarize_stochastic(in, out, seed, static_cast<uint64_t>(offset));
+      },
+      [window](std::span<const float> in, std::span<const float> g, std::span<float> gi) {
+        quant::binarize_backward(in, g, gi, window);
+      });
+}
+
+Quantizer Quantizer::binary(float window) {
+  return {"binary", [](std::span<const float> x, std::span<float> o) { quant::binarize(x, o); },
+          [window](std::span<const float> x, std::span<const float> g, std::span<float> gi) {
+            quant::binarize_backward(x, g, gi, window);
+          }};
+}
+
+Quantizer Quantizer::weights_kbit(int bits, float clip) {
+  return {"weights_kbit" + std::to_string(bits),
+          [bits, clip](std::span<const float> x, std::span<float> o) { quant::quantize_weights_kbit(x, o, bits, clip); },
+          [clip](std::span<const float> x, std::span<const float> g, std::span<float> gi) {
+            quant::quantize_weights_kbit_backward(x, g, gi, clip);
+          }};
+}
+
+Quantizer Quantizer::activations_kbit(int bits, float clip) {
+  return {"activations_kbit" + std::to_string(bits),
+          [bits, clip](std::span<const float> x, std::span<float> o) {
+            quant::quantize_activations_kbit(x, o, bits, clip);
+          },
+          [clip](std::span<const float> x, std::span<const float> g, std::span<float> gi) {
+            quant::quantize_activations_kbit_backward(x, g, gi, clip);
+          }};
+}
+
+Quantizer Quantizer::linear(float step, float min_v, float max_v) {
+  return {"linear_quant",
+          [=](std::span<const float> x, std::span<float> o) { quant::linear_quant(x, o, step, min_v, max_v); },
+          [=](std::span<const float> x, std::span<const float> g, std::span<float> gi) {
+            quant::linear_quant_backward(x, g, gi, min_v, max_v);
+          }};
+}
+
+Quantizer Quantizer::log(float min_v, float max_v) {
+  return {"log_quant", [=](std::span<const float> x, std::span<float> o) { quant::log_quant(x, o, min_v, max_v); },
+          [=](std::span<const float> x, std::span<const float> g, std::span<float> gi) {
+            quant::log_quant_backward(x, g, gi, min_v, max_v);
+          }};
+}
+
+Quantizer Quantizer::fixed(quant::FixedFormat f, quant::FixedRounding r, bool clip_mask) {
+  quant::check_format(f, "Quantizer::fixed");
+  return {"fixed_" + f.str(), [=](std::span<const float> x, std::span<float> o) { quant::fixed_quantize(x, o, f, r); },
+          [=](std::span<const float> x, std::span<const float> g, std::span<float> gi) {
+            quant::fixed_quantize_backward(x, g, gi, f, clip_mask);
+          }};
+}
+
+Quantizer Quantizer::affine(const quant::QuantParams& p) {
+  return {"affine", [p](std::span<const float> x, std::span<float> o) { quant::fake_quantize(x, p, o); },
+          [p](std::span<const float> x, std::span<const float> g, std::span<float> gi) {
+            quant::fake_quantize_backward(x, g, p, gi);
+          }};
+}
+
+Var fake_quantize(const Var& x, const Quantizer& q) {
+  LOWBIT_CHECK(q.forward && q.backward, "fake_quantize: quantizer '", q.name, "' lacks a forward or backward");
+  // Quantizers are elementwise, so chunks can run in parallel.
+  return elementwise_ste(
+      x, "fake_quantize", [fwd = q.forward](std::span<const float> in, std::span<float> out, int64_t) { fwd(in, out); },
+      q.backward);
+}
+
+Var dropout(const Var& x, float p, uint64_t seed, bool training) {
+  LOWBIT_CHECK(p >= 0.0f && p < 1.0f, "dropout: p = ", p, " is outside [0, 1)");
+  const Tensor& xv = checked_value(x, "dropout", "x");
+  if (!training || p == 0.0f) return x;
+  // Inverted dropout: survivors are scaled at training time so that eval is the identity.
+  const float keep_scale = 1.0f / (1.0f - p);
+  Tensor out = detail::new_like(xv);
+  const float* px = xv.data<float>();
+  float* po = out.data<float>();
+  parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i)
+      po[i] = quant::uniform01(seed, static_cast<uint64_t>(i)) < p ? 0.0f : px[i] * keep_scale;
+  });
+  // The mask is regenerated from the seed in the backward pass instead of being stored.
+  return make_result("dropout", out, {x}, [p, seed, keep_scale](Node& self) {
+    float* g = self.parents[0]->grad_buffer();
+    const float* go = self.grad.data<float>();
+    parallel_elements(self.grad.numel(), [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        if (quant::uniform01(seed, static_cast<uint64_t>(i)) >= p) g[i] += go[i] * keep_scale;
+    });
+  });
+}
+
+Var quantize_grad(const Var& x, int bits, uint64_t seed) {
+  LOWBIT_CHECK(bits >= 1 && bits <= 16, "quantize_grad: bits = ", bits, " is outside [1, 16]");
+  const Tensor& xv = checked_value(x, "quantize_grad", "x");
+  return make_result("quantize_grad", xv, {x}, [bits, seed](Node& self) {
+    detail::accumulate_into(*self.parents[0], [&](std::span<float> gi) {
+      quant::quantize_gradient(detail::cspan(self.grad), gi, bits, seed);
+    });
+  });
+}
+
+}  // namespace lowbit::autograd
