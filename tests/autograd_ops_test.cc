@@ -9,6 +9,7 @@
 
 #include "lowbit/autograd/ops.h"
 #include "lowbit/core/error.h"
+#include "lowbit/quant/binary.h"
 #include "lowbit/quant/kbit.h"
 #include "lowbit/quant/rng.h"
 
@@ -396,6 +397,32 @@ TEST(AutogradSign, ForwardSignZeroIsPlusOneAndSteMask) {
   backward(y, filled({6}, {1, 2, 3, 4, 5, 6}));
   const std::vector<float> gw{1, 2, 3, 4, 0, 6};  // |x| <= 1 passes (x = −1 included)
   for (int i = 0; i < 6; ++i) EXPECT_EQ(x.grad().data<float>()[i], gw[i]) << i;
+}
+
+TEST(AutogradSign, MatchesQuantBinarizeOnLargeTensors) {
+  // sign_ste and the layers' weight path run vectorized loops; they must agree with quant/.
+  Tensor x = random_tensor({70001}, 70, -1.5f, 1.5f);
+  const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, 1e-30f, -1e-30f, INFINITY, -INFINITY};
+  for (int i = 0; i < 8; ++i) x.data<float>()[i * 1000] = specials[i];
+  const Tensor g = random_tensor({70001}, 71);
+  std::vector<float> ref(70001), gref(70001);
+  quant::binarize({x.data<float>(), ref.size()}, ref);
+  quant::binarize_backward({x.data<float>(), ref.size()}, {g.data<float>(), ref.size()}, gref);
+  for (const bool into : {false, true}) {
+    Tensor gacc = Tensor::zeros({70001}, DType::f32);
+    for (int64_t i = 0; i < gacc.numel(); ++i) gacc.data<float>()[i] = 0.5f;  // accumulates onto this
+    Var xv(x, gacc);
+    const Var y = into ? fake_quantize_into(xv, Quantizer::binary(), Tensor::zeros({70001}, DType::f32),
+                                            Tensor::zeros({70001}, DType::f32))
+                       : sign_ste(xv);
+    backward(y, g);
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      ASSERT_EQ(y.data()[i], ref[static_cast<std::size_t>(i)]) << i;
+      ASSERT_EQ(gacc.data<float>()[i], 0.5f + gref[static_cast<std::size_t>(i)]) << i;
+    }
+  }
+  x.data<float>()[5] = NAN;
+  EXPECT_THROW(sign_ste(Var(x)), Error);
 }
 
 TEST(AutogradSign, StochasticIsSeededAndUnbiased) {

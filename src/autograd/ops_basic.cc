@@ -214,10 +214,15 @@ Var linear(const Var& x, const Var& w, const Var& b) {
                  b.defined() ? 1.0f : 0.0f, po, out_f);
   return make_result("linear", out, {x, w, b}, [xv, wv, n, in, out_f](Node& self) {
     const float* go = self.grad.data<float>();
-    if (Node* nx = self.parents[0].get(); nx && nx->requires_grad)  // dx = G · W
-      kernels::sgemm(false, false, n, in, out_f, 1.0f, go, out_f, wv.data<float>(), in, 1.0f, nx->grad_buffer(), in);
-    if (Node* nw = self.parents[1].get(); nw && nw->requires_grad)  // dW = Gᵀ · x
-      kernels::sgemm(true, false, out_f, in, n, 1.0f, go, out_f, xv.data<float>(), in, 1.0f, nw->grad_buffer(), in);
+    bool fresh = false;  // a fresh gradient buffer is overwritten (beta = 0), else accumulated
+    if (Node* nx = self.parents[0].get(); nx && nx->requires_grad) {  // dx = G · W
+      float* gx = nx->grad_buffer(&fresh);
+      kernels::sgemm(false, false, n, in, out_f, 1.0f, go, out_f, wv.data<float>(), in, fresh ? 0.0f : 1.0f, gx, in);
+    }
+    if (Node* nw = self.parents[1].get(); nw && nw->requires_grad) {  // dW = Gᵀ · x
+      float* gw = nw->grad_buffer(&fresh);
+      kernels::sgemm(true, false, out_f, in, n, 1.0f, go, out_f, xv.data<float>(), in, fresh ? 0.0f : 1.0f, gw, in);
+    }
     if (Node* nb = self.parents[2].get(); nb && nb->requires_grad) {
       float* gb = nb->grad_buffer();
       for (int64_t r = 0; r < n; ++r)

@@ -22,25 +22,97 @@ using Bwd = std::function<void(std::span<const float>, std::span<const float>, s
 // `chunk_fwd(x, out, offset)` lets stochastic forwards know where a chunk starts.
 Var elementwise_ste(const Var& x, const char* op,
                     const std::function<void(std::span<const float>, std::span<float>, int64_t)>& chunk_fwd,
-                    Bwd bwd) {
+                    Bwd bwd, Tensor out = Tensor(), Tensor grad_storage = Tensor()) {
   const Tensor& xv = checked_value(x, op, "x");
-  Tensor out = detail::new_like(xv);
+  if (!out.defined()) out = detail::new_like(xv);
   const float* px = xv.data<float>();
   float* po = out.data<float>();
   parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
     chunk_fwd({px + b, static_cast<std::size_t>(e - b)}, {po + b, static_cast<std::size_t>(e - b)}, b);
   });
-  return make_result(op, out, {x}, [xv, bwd = std::move(bwd)](Node& self) {
+  Var result = make_result(op, out, {x}, [xv, bwd = std::move(bwd)](Node& self) {
     const float* px = xv.data<float>();
     const float* go = self.grad.data<float>();
-    detail::accumulate_into(*self.parents[0], [&](std::span<float> gi) {
-      parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
+    bool fresh = false;
+    float* g = self.parents[0]->grad_buffer(&fresh);
+    parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
+      if (fresh) {  // zeros: the backward may write its result in place
         const auto n = static_cast<std::size_t>(e - b);
-        bwd({px + b, n}, {go + b, n}, gi.subspan(static_cast<std::size_t>(b), n));
-      });
+        bwd({px + b, n}, {go + b, n}, {g + b, n});
+        return;
+      }
+      // Accumulate through a small cache-resident scratch rather than a tensor-sized temporary:
+      // latent weight gradients (the optimizer's buffers) are never fresh, and are large.
+      float scratch[2048];
+      for (int64_t s = b; s < e; s += 2048) {
+        const auto n = static_cast<std::size_t>(std::min<int64_t>(2048, e - s));
+        bwd({px + s, n}, {go + s, n}, {scratch, n});
+        float* gs = g + s;
+        for (std::size_t i = 0; i < n; ++i) gs[i] += scratch[i];
+      }
     });
   });
+  if (result.requires_grad()) result.node()->grad_storage = std::move(grad_storage);
+  return result;
 }
+
+void check_buffer(const Tensor& t, const Tensor& like, const char* what) {
+  LOWBIT_CHECK(t.defined() && t.dtype() == DType::f32 && t.is_contiguous() && t.shape() == like.shape(),
+               "fake_quantize_into: ", what, " ", t.defined() ? t.describe() : std::string("(empty)"),
+               " does not match the weight ", like.describe());
+}
+// quant::binarize and quant::binarize_backward restated as branch-free loops over restrict
+// pointers, which the compiler vectorizes: a training step runs them over every latent weight
+// of every binary layer (millions of elements), where the quant/ versions' data-dependent
+// branches cost several times more. Same results (sign_pm1 is quant's own definition; tests
+// compare both); a NaN input is handed to quant::binarize for its error message.
+// (The loads are unconditional and the NaN flag an int so that GCC if-converts and vectorizes.)
+void sign_chunk(const float* __restrict x, float* __restrict out, std::size_t n) {
+  int bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    bad |= v != v;
+    out[i] = quant::sign_pm1(v);
+  }
+  if (bad) quant::binarize({x, n}, {out, n});  // throws naming the NaN
+}
+
+// grad_in (+)= grad_out · 1{|x| <= window}
+void sign_backward_chunk(const float* __restrict x, const float* __restrict g, float* __restrict gi, std::size_t n,
+                         float window, bool accumulate) {
+  if (accumulate) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const float gv = g[i];
+      gi[i] += std::fabs(x[i]) <= window ? gv : 0.0f;
+    }
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      const float gv = g[i];
+      gi[i] = std::fabs(x[i]) <= window ? gv : 0.0f;
+    }
+  }
+}
+
+// sign with the STE, optionally into caller-owned buffers (see fake_quantize_into).
+Var sign_op(const Var& x, float window, Tensor out, Tensor grad_storage) {
+  const Tensor& xv = checked_value(x, "sign", "x");
+  if (!out.defined()) out = detail::new_like(xv);
+  const float* px = xv.data<float>();
+  float* po = out.data<float>();
+  parallel_elements(xv.numel(), [&](int64_t b, int64_t e) { sign_chunk(px + b, po + b, static_cast<std::size_t>(e - b)); });
+  Var result = make_result("sign", out, {x}, [xv, window](Node& self) {
+    const float* px = xv.data<float>();
+    const float* go = self.grad.data<float>();
+    bool fresh = false;
+    float* g = self.parents[0]->grad_buffer(&fresh);
+    parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
+      sign_backward_chunk(px + b, go + b, g + b, static_cast<std::size_t>(e - b), window, !fresh);
+    });
+  });
+  if (result.requires_grad()) result.node()->grad_storage = std::move(grad_storage);
+  return result;
+}
+
 }  // namespace
 
 Var hardtanh(const Var& x, float lo, float hi) {
@@ -57,11 +129,7 @@ Var hardtanh(const Var& x, float lo, float hi) {
 
 Var sign_ste(const Var& x, float window) {
   LOWBIT_CHECK(window >= 0.0f, "sign_ste: window must be >= 0, got ", window);
-  return elementwise_ste(
-      x, "sign", [](std::span<const float> in, std::span<float> out, int64_t) { quant::binarize(in, out); },
-      [window](std::span<const float> in, std::span<const float> g, std::span<float> gi) {
-        quant::binarize_backward(in, g, gi, window);
-      });
+  return sign_op(x, window, Tensor(), Tensor());
 }
 
 Var sign_stochastic(const Var& x, uint64_t seed, float window) {
@@ -77,7 +145,9 @@ Var sign_stochastic(const Var& x, uint64_t seed, float window) {
 }
 
 Quantizer Quantizer::binary(float window) {
-  return {"binary", [](std::span<const float> x, std::span<float> o) { quant::binarize(x, o); },
+  // fake_quantize_into recognises the name "binary" (window 1) and takes the vectorized path.
+  return {window == 1.0f ? "binary" : "binary_window" + std::to_string(window),
+          [](std::span<const float> x, std::span<float> o) { quant::binarize(x, o); },
           [window](std::span<const float> x, std::span<const float> g, std::span<float> gi) {
             quant::binarize_backward(x, g, gi, window);
           }};
@@ -137,6 +207,17 @@ Var fake_quantize(const Var& x, const Quantizer& q) {
   return elementwise_ste(
       x, "fake_quantize", [fwd = q.forward](std::span<const float> in, std::span<float> out, int64_t) { fwd(in, out); },
       q.backward);
+}
+
+Var fake_quantize_into(const Var& w, const Quantizer& q, Tensor value_buf, Tensor grad_buf) {
+  const Tensor& wv = checked_value(w, "fake_quantize_into", "w");
+  check_buffer(value_buf, wv, "value buffer");
+  check_buffer(grad_buf, wv, "gradient buffer");
+  LOWBIT_CHECK(value_buf.raw() != wv.raw(), "fake_quantize_into: the value buffer is the weight itself");
+  if (q.name == "binary") return sign_op(w, 1.0f, std::move(value_buf), std::move(grad_buf));
+  return elementwise_ste(
+      w, "fake_quantize", [fwd = q.forward](std::span<const float> in, std::span<float> out, int64_t) { fwd(in, out); },
+      q.backward, std::move(value_buf), std::move(grad_buf));
 }
 
 Var dropout(const Var& x, float p, uint64_t seed, bool training) {

@@ -1,6 +1,7 @@
 // The tape: leaves, op nodes, backward in reverse topological order, no-grad mode.
 #include "lowbit/autograd/var.h"
 
+#include <algorithm>
 #include <unordered_set>
 
 #include "autograd/internal.h"
@@ -12,9 +13,16 @@ thread_local bool t_grad_enabled = true;
 }  // namespace
 
 float* Node::grad_buffer(bool* fresh) {
-  const bool allocate = !grad.defined();
-  if (allocate) grad = Tensor::zeros(value.shape(), DType::f32);
-  if (fresh) *fresh = allocate;
+  const bool create = !grad.defined();
+  if (create) {
+    if (grad_storage.defined()) {
+      grad = grad_storage;
+      if (!fresh) std::fill(grad.data<float>(), grad.data<float>() + grad.numel(), 0.0f);
+    } else {
+      grad = Tensor::zeros(value.shape(), DType::f32);
+    }
+  }
+  if (fresh) *fresh = create;
   return grad.data<float>();
 }
 

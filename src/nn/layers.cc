@@ -23,7 +23,8 @@ namespace {
 Tensor uniform(const Shape& shape, float limit, uint64_t seed) {
   Tensor t = Tensor::zeros(shape, DType::f32);
   float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i)
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i)
     p[i] = limit * (2.0f * quant::uniform01(seed, static_cast<uint64_t>(i)) - 1.0f);
   return t;
 }
@@ -64,7 +65,20 @@ Var quantized_weight(const std::shared_ptr<Parameter>& w, const WeightOptions& o
 
 Tensor effective(const std::shared_ptr<Parameter>& w, const WeightOptions& opt) {
   ag::NoGradGuard no_grad;
-  return quantized_weight(w, opt).value();
+  return quantized_weight(w, opt).value().clone();
+}
+
+// The forward pass's quantized weights, written into buffers the layer reuses every step
+// (ag::fake_quantize_into): binarizing a 1024×1024 latent matrix each step would otherwise
+// allocate and fault in two fresh 4 MB tensors.
+Var step_weight(const std::shared_ptr<Parameter>& w, const WeightOptions& opt, Tensor& value_buf, Tensor& grad_buf) {
+  if (opt.mode == WeightMode::real) return Var(w->value, w->grad);
+  if (!value_buf.defined()) {
+    value_buf = Tensor::zeros(w->value.shape(), DType::f32);
+    grad_buf = Tensor::zeros(w->value.shape(), DType::f32);
+  }
+  const ag::Quantizer q = opt.mode == WeightMode::binary ? ag::Quantizer::binary() : ag::Quantizer::weights_kbit(opt.bits);
+  return ag::fake_quantize_into(Var(w->value, w->grad), q, value_buf, grad_buf);
 }
 
 }  // namespace
@@ -86,7 +100,7 @@ Shape DenseBase::output_shape(const Shape& input) const {
 }
 
 Tensor DenseBase::effective_weight() const { return effective(weight_, opt_); }
-Var DenseBase::weight_var() const { return quantized_weight(weight_, opt_); }
+Var DenseBase::weight_var() const { return step_weight(weight_, opt_, wq_value_, wq_grad_); }
 
 Var DenseBase::compute(const Var& x, bool) {
   return ag::linear(x, weight_var(), bias_ ? leaf(bias_) : Var());
@@ -123,7 +137,7 @@ Shape ConvBase::output_shape(const Shape& input) const {
 }
 
 Tensor ConvBase::effective_weight() const { return effective(weight_, opt_); }
-Var ConvBase::weight_var() const { return quantized_weight(weight_, opt_); }
+Var ConvBase::weight_var() const { return step_weight(weight_, opt_, wq_value_, wq_grad_); }
 
 Var ConvBase::compute(const Var& x, bool) {
   return ag::conv2d(x, weight_var(), bias_ ? leaf(bias_) : Var(), conv_.stride, conv_.padding);

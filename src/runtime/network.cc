@@ -11,6 +11,7 @@
 #include "lowbit/runtime/network.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -193,16 +194,24 @@ void Layer::finish_setup(const std::string& name) {
     int64_t abs_sum = 0;
     for (int64_t tp = 0; tp < t; ++tp) {
       int32_t s = 0;
-      for (int64_t c = 0; c < cin; ++c) {
-        int v;
-        if (in_kind == Kind::bits) {
-          const int64_t bit = tp * cin + c;
-          v = ((wbits[n * wpr_k() + bit / 64] >> (bit % 64)) & 1) ? 1 : -1;
-        } else {
-          v = codes[n * kk + tp * cin + c];
+      if (in_kind == Kind::bits) {
+        // Σ of ±1 over the tap's bits = 2·ones − cin.
+        const uint64_t* row = wbits.get() + n * wpr_k();
+        int64_t ones = 0;
+        for (int64_t b = tp * cin, end = b + cin; b < end;) {
+          const int64_t take = std::min<int64_t>(64 - b % 64, end - b);
+          const uint64_t mask = take == 64 ? ~uint64_t{0} : ((uint64_t{1} << take) - 1);
+          ones += std::popcount((row[b / 64] >> (b % 64)) & mask);
+          b += take;
         }
-        s += v;
-        abs_sum += std::abs(v);
+        s = static_cast<int32_t>(2 * ones - cin);
+        abs_sum += cin;
+      } else {
+        for (int64_t c = 0; c < cin; ++c) {
+          const int v = codes[n * kk + tp * cin + c];
+          s += v;
+          abs_sum += std::abs(v);
+        }
       }
       tap_sum[tp * cout + n] = s;
     }
@@ -356,9 +365,16 @@ void Layer::epilogue(const int32_t* acc, int64_t rows, AlignedPtr<uint8_t>* out_
     uint64_t* out = out_bits->get();
     parallel_for(0, rows, 256, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = 0; c < cout; ++c) {
-          const uint64_t bit = static_cast<uint64_t>((acc[r * cout + c] >= s->threshold[c]) ^ (s->flip[c] != 0));
-          out[r * wo + c / 64] |= bit << (c % 64);
+        for (int64_t q = 0; q * 64 < cout; ++q) {
+          // One word at a time in a register: or-ing single bits into memory is several
+          // times slower.
+          uint64_t word = 0;
+          const int64_t c0 = q * 64, m = std::min<int64_t>(64, cout - c0);
+          for (int64_t b = 0; b < m; ++b) {
+            const int64_t c = c0 + b;
+            word |= static_cast<uint64_t>((acc[r * cout + c] >= s->threshold[c]) ^ (s->flip[c] != 0)) << b;
+          }
+          out[r * wo + q] = word;
         }
     });
   } else if (auto* kb = std::get_if<KbitEpilogue>(&epi)) {
@@ -721,12 +737,17 @@ Network Network::from_model_file(const io::ModelFile& file, const std::string& s
       const int64_t wpr = packed_words_per_row(kk);
       weight.resize(static_cast<std::size_t>(cout * kk));
       for (int64_t r = 0; r < cout; ++r) {
-        for (int64_t j = 0; j < kk; ++j)
-          weight[r * kk + j] = ((words[r * wpr + j / 64] >> (j % 64)) & 1) ? 1 : -1;
+        const uint64_t* row = words.data() + r * wpr;
+        int8_t* dst = weight.data() + r * kk;
+        for (int64_t q = 0; q * 64 < kk; ++q) {
+          const uint64_t w = row[q];
+          const int64_t m = std::min<int64_t>(64, kk - q * 64);
+          for (int64_t b = 0; b < m; ++b) dst[q * 64 + b] = static_cast<int8_t>(((w >> b) & 1) * 2 - 1);
+        }
         // Padding bits must be zero: the kernels rely on it (a set pad bit would change the dot).
-        for (int64_t j = kk; j < wpr * 64; ++j)
-          LOWBIT_CHECK(((words[r * wpr + j / 64] >> (j % 64)) & 1) == 0, where,
-                       ": padding bits of the packed weights are not zero");
+        uint64_t pad_bits = kk % 64 ? row[kk / 64] >> (kk % 64) : 0;
+        for (int64_t q = (kk + 63) / 64; q < wpr; ++q) pad_bits |= row[q];
+        LOWBIT_CHECK(pad_bits == 0, where, ": padding bits of the packed weights are not zero");
       }
     } else {
       const Shape s = type == "dense" ? Shape{cout, kk} : Shape{cout, kh, kw, a.c};

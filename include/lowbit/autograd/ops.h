@@ -95,6 +95,11 @@ struct Quantizer {
   static Quantizer affine(const quant::QuantParams& p);
 };
 Var fake_quantize(const Var& x, const Quantizer& q);
+// fake_quantize for a layer's latent weights, which are requantized every step: the value is
+// written into `value_buf` and the gradient arriving at the result is gathered in `grad_buf`
+// (both f32 with w's shape, owned by the layer and reused), which saves two weight-sized
+// allocations per step. The result's value is overwritten by the layer's next forward pass.
+Var fake_quantize_into(const Var& w, const Quantizer& q, Tensor value_buf, Tensor grad_buf);
 
 // Inverted dropout: training zeroes each element with probability p (draw i = uniform01(seed, i))
 // and scales survivors by 1/(1 − p); eval (or p = 0) returns x itself. p in [0, 1).

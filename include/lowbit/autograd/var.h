@@ -34,10 +34,14 @@ struct Node {
   // Reads this node's grad and accumulates into the parents' grads.
   std::function<void(Node& self)> backward;
   const char* op = "leaf";
+  // Optional storage for `grad` supplied by whoever created the node (a layer reusing one
+  // weight-sized buffer across steps instead of allocating it every backward pass).
+  Tensor grad_storage;
 
-  // The gradient buffer, allocated as zeros on first use. `fresh` (optional) is set to true
-  // when the buffer was just allocated, i.e. it holds zeros and may be overwritten instead of
-  // accumulated into.
+  // The gradient buffer, created on first use. Without `fresh` it holds zeros then. With
+  // `fresh`, *fresh tells whether it was just created; if so its contents are unspecified and
+  // the caller must overwrite every element (which lets GEMMs run with beta = 0 and skips a
+  // clearing pass).
   float* grad_buffer(bool* fresh = nullptr);
 };
 

@@ -48,7 +48,8 @@ class DenseBase : public Module {
   const std::shared_ptr<Parameter>& bias() const { return bias_; }  // null without bias
   // The weights the forward pass multiplies by (sign(W), the k-bit levels, or W itself).
   Tensor effective_weight() const;
-  // The weights as a Var for the tape (with the STE of the mode).
+  // The weights as a Var for the tape (with the STE of the mode). For binary/k-bit layers its
+  // value lives in a buffer the layer reuses: valid until the layer's next forward pass.
   Var weight_var() const;
 
  protected:
@@ -58,6 +59,7 @@ class DenseBase : public Module {
   int64_t in_, out_;
   WeightOptions opt_;
   std::shared_ptr<Parameter> weight_, bias_;
+  mutable Tensor wq_value_, wq_grad_;  // reused by weight_var()
 };
 
 class Dense : public DenseBase {
@@ -113,6 +115,7 @@ class ConvBase : public Module {
   ConvOptions conv_;
   WeightOptions opt_;
   std::shared_ptr<Parameter> weight_, bias_;
+  mutable Tensor wq_value_, wq_grad_;  // reused by weight_var()
 };
 
 class Conv2d : public ConvBase {
