@@ -469,10 +469,12 @@ std::string now_iso() {
   return buf;
 }
 
-// The recipe without the number of epochs: a run may be resumed with more (or fewer) of them.
+// The recipe without the number of epochs (a run may be resumed with more or fewer of them) and
+// without the data folder (the same files may have moved).
 json comparable(const Recipe& r) {
   json j = recipe_json(r);
   j["training"].erase("epochs");
+  j["data"].erase("path");
   j.erase("name");
   return j;
 }
