@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -13,6 +14,7 @@
 #include "lowbit/io/model_file.h"
 #include "lowbit/nn/model.h"
 #include "lowbit/nn/trainer.h"
+#include "lowbit/runtime/export.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -226,7 +228,7 @@ TEST(TrainCifar, PaperRecipeStartsOnGeneratedCifarFolder) {
     data::write_cifar10_file((data / name).string(), images, labels);
   };
   for (int b = 1; b <= 5; ++b) write_batch("data_batch_" + std::to_string(b) + ".bin", 12, b);
-  write_batch("test_batch.bin", 20, 9);
+  write_batch("test_batch.bin", 200, 9);
 
   nn::Recipe paper = nn::load_recipe(kSrc + "/recipes/cifar10-bnn.json");
   paper.data.path = data.string();
@@ -247,6 +249,26 @@ TEST(TrainCifar, PaperRecipeStartsOnGeneratedCifarFolder) {
   o.stop_after = 0;
   EXPECT_EQ(nn::train(tiny, o).history.size(), 1u);
   EXPECT_TRUE(fs::exists(tmp.path / "tiny" / "best.lbm"));
+
+  // The ConvNet exports (conv weights to [O, kh, kw, C], pooled accumulators, the dense layer
+  // after flatten reordered from (c, h, w) to (h, w, c)) and predicts what the graph predicts.
+  nn::TrainedModel tm = nn::load_trained((tmp.path / "tiny").string());
+  runtime::InputSpec in;
+  in.height = in.width = 32;
+  in.channels = 3;
+  in.layout = runtime::InputLayout::chw;
+  in.scale = 2.0 / 255.0;
+  in.offset = -1.0;
+  const runtime::Network net = runtime::export_network(tm.model, in);
+  const data::LabelledImages raw = data::load_cifar10(data.string(), false);
+  const data::Dataset test = data::make_dataset(raw, data::Normalization::scale_to(-1.0f, 1.0f), 10);
+  const std::vector<int32_t> graph = nn::predict(tm.model, test.images);
+  const std::vector<int32_t> rt = net.predict(raw.images.reshape({test.size(), 3 * 32 * 32}));
+  int same = 0;
+  for (std::size_t i = 0; i < graph.size(); ++i) same += graph[i] == rt[i];
+  EXPECT_GE(same, 198) << same << " of " << graph.size();
+  // Not a constant answer, which would agree trivially.
+  EXPECT_GT(std::set<int32_t>(graph.begin(), graph.end()).size(), 2u);
 }
 
 }  // namespace
