@@ -47,7 +47,8 @@ for name in "${recipes[@]}"; do
   echo "== $name: lowbit ${args[*]}"
   start=$(date +%s)
   (cd "$LOWBIT_ROOT" && "$lowbit" "${args[@]}")
-  minutes=$(( ($(date +%s) - start + 59) / 60 ))
+  elapsed=$(( $(date +%s) - start ))
+  duration="$((elapsed / 60)) min $((elapsed % 60)) s"
   "$lowbit" export "$dir" --out "$dir/model.lbm" >/dev/null
   eval_json=$("$lowbit" eval "$dir/model.lbm" --data "$LOWBIT_ROOT/data/mnist" --json)
   row=$(python3 - "$dir/metrics.jsonl" "$eval_json" <<'PY'
@@ -59,7 +60,7 @@ print(f"{len(hist)} | {best['epoch']} | {100 * best['valid_error']:.2f} % | {100
       f"{100 * ev['error']:.2f} %")
 PY
 )
-  line="| $name | \`lowbit ${args[*]}\` | $minutes min (this invocation) | $cpu, $threads threads | $row |"
+  line="| $name | \`lowbit ${args[*]}\` | $duration (this invocation) | $cpu, $threads threads | $row |"
   if [[ $append -eq 1 ]]; then
     printf '%s\n' "$line" >> "$results"
     echo "appended to docs/results.md: $line"
