@@ -34,5 +34,7 @@ void add_info_command(CLI::App& app);   // info.cc
 void add_bench_commands(CLI::App& app); // bench.cc
 void add_bench_gemm(CLI::App& bench);   // bench_gemm.cc: `lowbit bench gemm`
 void add_eval_command(CLI::App& app);   // eval.cc
+void add_train_command(CLI::App& app);  // train.cc
+void add_export_command(CLI::App& app); // export.cc
 
 }  // namespace lowbit::cli

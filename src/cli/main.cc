@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   lowbit::cli::add_global_options(app);
   lowbit::cli::add_info_command(app);
   lowbit::cli::add_bench_commands(app);
+  lowbit::cli::add_train_command(app);
+  lowbit::cli::add_export_command(app);
   lowbit::cli::add_eval_command(app);
 
   // Set after the commands are added: subcommands copy their parent's footer when created.

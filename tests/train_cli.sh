@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# End-to-end checks of `lowbit train`, `lowbit export` and `lowbit eval` on a small part of the
+# bundled MNIST: train one epoch, resume for a second, export, evaluate; and the bad inputs
+# (mistyped recipe key, missing data, truncated IDX file, truncated model file), each of which
+# must give one "lowbit: error: ..." line, a non-zero exit, and leave a good checkpoint as it was.
+# Usage: tests/train_cli.sh PATH/TO/lowbit SOURCE_DIR
+set -euo pipefail
+
+lowbit=${1:?usage: train_cli.sh LOWBIT SOURCE_DIR}
+src=${2:?usage: train_cli.sh LOWBIT SOURCE_DIR}
+recipe=$src/tests/data/train-tiny-mnist.json
+mnist=$src/data/mnist
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+pass() { echo "ok: $*"; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+expect_error() {
+  local what=$1 needle=$2; shift 2
+  local err status=0
+  err=$("$@" 2>&1 >/dev/null) || status=$?
+  if [[ $status -eq 0 ]]; then fail "$what: exit status 0"; return; fi
+  if [[ $(printf '%s\n' "$err" | wc -l) -ne 1 ]]; then fail "$what: expected one stderr line, got: $err"; return; fi
+  if [[ $err != "lowbit: error: "*"$needle"* ]]; then fail "$what: stderr lacks '$needle': $err"; return; fi
+  pass "$what ($err)"
+}
+
+# Train one epoch of a two-epoch schedule, then resume for the second.
+run=$tmp/run
+out=$("$lowbit" train --recipe "$recipe" --out "$run" --data "$mnist" --stop-after 1)
+if [[ $out == *"epoch 1/2"* && -f $run/checkpoint.lbm && -f $run/best.lbm && -f $run/run.json ]]; then
+  pass "train 1 epoch"
+else
+  fail "train 1 epoch: $out"
+fi
+[[ $(wc -l < "$run/metrics.jsonl") -eq 1 ]] && pass "metrics.jsonl: 1 line" || fail "metrics.jsonl after 1 epoch"
+out=$("$lowbit" train --recipe "$recipe" --out "$run" --data "$mnist" --resume)
+if [[ $out == *"resuming after epoch 1"*"epoch 2/2"* ]]; then pass "resume"; else fail "resume: $out"; fi
+[[ $(wc -l < "$run/metrics.jsonl") -eq 2 ]] && pass "metrics.jsonl: 2 lines" || fail "metrics.jsonl after resume"
+for key in epoch train_loss train_error valid_error test_error lr seconds; do
+  grep -q "\"$key\"" "$run/metrics.jsonl" || fail "metrics.jsonl lacks $key"
+done
+grep -q '"seed": 7' "$run/run.json" && pass "run.json records the seed" || fail "run.json seed"
+
+# The same two epochs in one run give the same metrics (all but the wall time).
+"$lowbit" train --recipe "$recipe" --out "$tmp/straight" --data "$mnist" >/dev/null
+strip() { sed -E 's/,"seconds":[^,}]*//' "$1"; }
+if [[ $(strip "$run/metrics.jsonl") == $(strip "$tmp/straight/metrics.jsonl") ]]; then
+  pass "1 epoch + resume == 2 epochs"
+else
+  fail "resume differs: $(strip "$run/metrics.jsonl") vs $(strip "$tmp/straight/metrics.jsonl")"
+fi
+
+# Export and evaluate.
+out=$("$lowbit" export "$run" --out "$tmp/model.lbm" --compare --data "$mnist")
+if [[ $out == *"agreement with the training graph"*"images/s"* && -f $tmp/model.lbm ]]; then
+  pass "export --compare"
+else
+  fail "export: $out"
+fi
+out=$("$lowbit" eval "$tmp/model.lbm" --data "$mnist" --json --limit 500)
+if [[ $out == *'"examples": 500'* && $out == *'"images_per_second"'* ]]; then pass "eval"; else fail "eval: $out"; fi
+
+# Bad inputs: one error line each, and the checkpoint stays as it was.
+sum_before=$(cksum < "$run/checkpoint.lbm")
+sed 's/"valid_size"/"vaild_size"/' "$recipe" > "$tmp/typo.json"
+expect_error "mistyped recipe key" "'data.vaild_size': unknown key" \
+  "$lowbit" train --recipe "$tmp/typo.json" --out "$run" --data "$mnist" --resume
+expect_error "missing recipe" "no such file" "$lowbit" train --recipe "$tmp/absent.json" --out "$run"
+expect_error "missing data path" "nowhere" \
+  "$lowbit" train --recipe "$recipe" --out "$run" --data "$tmp/nowhere" --resume
+mkdir "$tmp/cut"
+cp "$mnist"/* "$tmp/cut/"
+gzip -dc "$mnist/train-labels-idx1-ubyte.gz" > "$tmp/labels"
+head -c 30000 "$tmp/labels" > "$tmp/cut/train-labels-idx1-ubyte"
+rm "$tmp/cut/train-labels-idx1-ubyte.gz"
+expect_error "truncated IDX file" "train-labels-idx1-ubyte" \
+  "$lowbit" train --recipe "$recipe" --out "$run" --data "$tmp/cut" --resume
+expect_error "fresh run over a checkpoint" "pass --resume" \
+  "$lowbit" train --recipe "$recipe" --out "$run" --data "$mnist"
+head -c 1000 "$tmp/model.lbm" > "$tmp/cut.lbm"
+expect_error "truncated model file" "cut.lbm" "$lowbit" eval "$tmp/cut.lbm" --data "$mnist"
+head -c 5000 "$run/best.lbm" > "$tmp/cutbest.lbm"
+expect_error "truncated trained model" "cutbest.lbm" "$lowbit" export "$tmp/cutbest.lbm" --out "$tmp/x.lbm"
+if [[ $(cksum < "$run/checkpoint.lbm") == "$sum_before" ]]; then pass "checkpoint untouched"; else fail "checkpoint changed"; fi
+
+if [[ $failures -ne 0 ]]; then
+  echo "$failures check(s) failed" >&2
+  exit 1
+fi
+echo "all train/export/eval CLI checks passed"
