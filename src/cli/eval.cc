@@ -109,6 +109,7 @@ json evaluate(const EvalOptions& o) {
   json layers = json::array();
   for (const std::string& s : net.describe()) layers.push_back(s);
   const int64_t wbytes = net.weight_bytes(), fbytes = net.float_bytes();
+  const auto file_bytes = static_cast<int64_t>(std::filesystem::file_size(o.model));
   return {
       {"model", o.model},
       {"dataset", dataset.empty() ? "idx" : dataset},
@@ -119,10 +120,11 @@ json evaluate(const EvalOptions& o) {
       {"images_per_second", static_cast<double>(big) / tb},
       {"images_per_second_batch1", 1.0 / t1},
       {"threads", num_threads()},
-      {"model_bytes", static_cast<int64_t>(std::filesystem::file_size(o.model))},
+      {"model_bytes", file_bytes},
       {"weight_bytes", wbytes},
       {"float_bytes", fbytes},
-      {"float_ratio", static_cast<double>(fbytes) / static_cast<double>(std::max<int64_t>(wbytes, 1))},
+      // The whole model file (header and metadata included) against the float32 weights.
+      {"float_ratio", static_cast<double>(fbytes) / static_cast<double>(std::max<int64_t>(file_bytes, 1))},
       {"input", dims(in)},
       {"layers", layers},
   };
@@ -138,7 +140,7 @@ void print_text(const json& j) {
   std::printf("throughput   %.0f images/s at batch %lld, %.0f images/s at batch 1 (%d threads, medians)\n",
               j["images_per_second"].get<double>(), static_cast<long long>(j["batch"].get<int64_t>()),
               j["images_per_second_batch1"].get<double>(), j["threads"].get<int>());
-  std::printf("size         file %lld bytes, weights %lld bytes; float32 %lld bytes (%.1fx smaller)\n",
+  std::printf("size         file %lld bytes (weights %lld); float32 weights %lld bytes: file %.1fx smaller\n",
               static_cast<long long>(j["model_bytes"].get<int64_t>()),
               static_cast<long long>(j["weight_bytes"].get<int64_t>()),
               static_cast<long long>(j["float_bytes"].get<int64_t>()), j["float_ratio"].get<double>());

@@ -151,10 +151,11 @@ void run(const ExportOptions& o) {
   std::printf("exported %s (epoch %lld of %s, test error %.2f%% in training) to %s\n", o.run.c_str(),
               static_cast<long long>(tm.epoch), tm.recipe.name.c_str(), 100.0 * tm.test_error, o.out.c_str());
   for (const auto& l : net.describe()) std::printf("  %s\n", l.c_str());
-  std::printf("size: file %lld bytes, weights %lld bytes; float32 %lld bytes (%.1fx smaller)\n",
+  std::printf("size: file %lld bytes (weights %lld); float32 weights %lld bytes: file %.1fx smaller\n",
               static_cast<long long>(report["model_bytes"].get<int64_t>()), static_cast<long long>(net.weight_bytes()),
               static_cast<long long>(net.float_bytes()),
-              static_cast<double>(net.float_bytes()) / static_cast<double>(std::max<int64_t>(1, net.weight_bytes())));
+              static_cast<double>(net.float_bytes()) /
+                  static_cast<double>(std::max<int64_t>(1, report["model_bytes"].get<int64_t>())));
   if (o.compare) {
     const json& c = report["compare"];
     std::printf("agreement with the training graph: %.2f%% of %lld test images (%lld differ)\n",

@@ -106,7 +106,10 @@ class Layer {
   }
 
   int64_t weight_bytes() const {
-    int64_t b = in_kind == Kind::bits ? cout * wpr_k() * 8 : cout * k();
+    // As stored in the model file: ±1 weights of a layer reading codes are stored packed too.
+    const bool packed = in_kind == Kind::bits ||
+                        std::all_of(codes.begin(), codes.end(), [](int8_t x) { return x == 1 || x == -1; });
+    int64_t b = packed ? cout * wpr_k() * 8 : cout * k();
     if (auto* s = std::get_if<SignEpilogue>(&epi)) b += static_cast<int64_t>(s->threshold.size() * 4 + cout);
     else if (auto* kb = std::get_if<KbitEpilogue>(&epi)) b += static_cast<int64_t>(kb->threshold.size() * 4 + cout);
     else b += cout * 8;
@@ -567,6 +570,12 @@ const char* kPacking =
     "U64 words, row-major [rows, words_per_row]; words_per_row = ceil(k / 512) * 8; element j of a row is bit "
     "j % 64 of word j / 64; bit 1 = +1, bit 0 = -1; padding bits are 0";
 
+bool all_pm1(const std::vector<int8_t>& v) {
+  for (int8_t x : v)
+    if (x != 1 && x != -1) return false;
+  return true;
+}
+
 template <typename T>
 io::Array array_of(const std::vector<T>& v, const Shape& shape) {
   return io::Array::from<T>(shape, std::span<const T>(v));
@@ -627,6 +636,15 @@ io::ModelFile Network::to_model_file(const std::string& extra_metadata) const {
       const std::size_t words = static_cast<std::size_t>(l.cout * l.wpr_k());
       f.add(p + "weight", io::Array::from<uint64_t>({l.cout, l.wpr_k()},
                                                     std::span<const uint64_t>(l.wbits.get(), words)));
+    } else if (all_pm1(l.codes)) {
+      // A binary-weight layer reading codes (the first layer on raw pixels) stores its ±1
+      // weights packed like a bits-input layer: 8x smaller files, unpacked to int8 at load.
+      e["weight_storage"] = "bits";
+      const int64_t wpr = packed_words_per_row(l.k());
+      const std::size_t n = static_cast<std::size_t>(l.cout * wpr);
+      auto words = make_aligned<uint64_t>(n);
+      kernels::pack_signs(l.codes.data(), l.cout, l.k(), l.k(), {words.get(), n});
+      f.add(p + "weight", io::Array::from<uint64_t>({l.cout, wpr}, std::span<const uint64_t>(words.get(), n)));
     } else {
       const Shape s = l.is_dense ? Shape{l.cout, l.k()} : Shape{l.cout, l.kh, l.kw, l.in.c};
       f.add(p + "weight", array_of(l.codes, s));
@@ -730,9 +748,14 @@ Network Network::from_model_file(const io::ModelFile& file, const std::string& s
                  ": implausible sizes");
     const int64_t kk = kh * kw * a.c;
     std::vector<int8_t> weight;
-    if (a.kind == Kind::bits) {
-      LOWBIT_CHECK(get_int(e, "weight_bits", where) == kk, where, ": weight_bits ", e["weight_bits"].dump(),
-                   " (expected ", kk, ")");
+    std::string storage = a.kind == Kind::bits ? "bits" : "codes";
+    if (e.contains("weight_storage")) storage = get_str(e, "weight_storage", where);
+    LOWBIT_CHECK(storage == "bits" || (storage == "codes" && a.kind == Kind::codes), where, ": weight_storage \"",
+                 storage, "\" (expected \"bits\", or \"codes\" for a layer reading codes)");
+    if (storage == "bits") {
+      if (a.kind == Kind::bits)
+        LOWBIT_CHECK(get_int(e, "weight_bits", where) == kk, where, ": weight_bits ", e["weight_bits"].dump(),
+                     " (expected ", kk, ")");
       const std::vector<uint64_t> words = vector_of<uint64_t>(file, p + "weight", {cout, packed_words_per_row(kk)}, source);
       const int64_t wpr = packed_words_per_row(kk);
       weight.resize(static_cast<std::size_t>(cout * kk));
