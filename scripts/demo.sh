@@ -113,8 +113,8 @@ print(f"speed           {c['runtime_images_per_second']:.0f} images/s integer ru
       f"{c['float_images_per_second']:.0f} images/s float32 forward of the same network "
       f"({c['speedup']:.1f}x; batch {c['batch']}, {c['threads']} threads, same process)")
 print(f"                batch 1: {ev['images_per_second_batch1']:.0f} images/s (runtime)")
-print(f"size            {ev['weight_bytes']} bytes of weights and thresholds vs {ev['float_bytes']} bytes in float32 "
-      f"({ev['float_ratio']:.1f}x smaller; file {ev['model_bytes']} bytes)")
+print(f"size            model file {ev['model_bytes']} bytes vs {ev['float_bytes']} bytes of float32 weights "
+      f"({ev['float_ratio']:.1f}x smaller)")
 PY
 }
 
