@@ -56,7 +56,14 @@ if [[ $out == *"test error"*"throughput"*"images/s at batch 1"*"size"*"float32"*
 expect_error "missing model" "no such model file" "$lowbit" eval "$tmp/absent.lbm" --data "$tmp/data"
 expect_error "not a model" "not a lowbit model file" "$lowbit" eval "$tmp/data/t10k-labels-idx1-ubyte" --data "$tmp/data"
 expect_error "input shape" "model expects 7x7x1" "$lowbit" eval "$tmp/wrong_input.lbm" --data "$tmp/data"
-expect_error "dataset without reader" "cifar10" "$lowbit" eval "$tmp/cifar.lbm" --data "$tmp/data"
+cexpected=$(cat "$tmp/expected_cifar_errors")
+out=$("$lowbit" eval "$tmp/cifar_real.lbm" --data "$tmp/cifar" --json)
+if [[ $out == *"\"errors\": $cexpected,"* && $out == *"\"examples\": 12,"* && $out == *"\"dataset\": \"cifar10\""* ]]; then
+  pass "cifar10 test batch: $cexpected errors of 12"
+else
+  fail "cifar10 test batch: expected $cexpected errors of 12: $out"
+fi
+expect_error "cifar10 model on a folder without CIFAR files" "test_batch.bin" "$lowbit" eval "$tmp/cifar.lbm" --data "$tmp/data"
 expect_error "missing data" "nowhere" "$lowbit" eval "$tmp/model.lbm" --data "$tmp/nowhere"
 expect_error "bad batch" "--batch" "$lowbit" eval "$tmp/model.lbm" --data "$tmp/data" --batch 0
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "lowbit/core/error.h"
+#include "lowbit/data/cifar.h"
 #include "lowbit/data/idx.h"
 #include "lowbit/io/model_file.h"
 #include "lowbit/quant/kbit.h"
@@ -601,6 +602,28 @@ TEST(RuntimeEval, WriteCliFixture) {
   other.dense(10, "affine");
   other.net.save((dir / "wrong_input.lbm").string(), R"({"dataset":"mnist"})");
   b.net.save((dir / "cifar.lbm").string(), R"({"dataset":"cifar10"})");
+  // A CIFAR-10-shaped network (CHW input, as the files store images) and a test batch with a
+  // planted error count, for `lowbit eval` on the CIFAR reader.
+  Builder c(InputSpec{32, 32, 3, InputLayout::chw, 2.0 / 255, -1.0}, 24);
+  c.dense(40, "sign", 255);
+  c.dense(10, "affine");
+  const int64_t nc = 12;
+  const Tensor cimages = random_images(nc, 3072, 25);
+  const std::vector<int32_t> cpred = c.net.predict(cimages);
+  Tensor clabels = Tensor::zeros({nc}, DType::u8);
+  int64_t cwrong = 0;
+  for (int64_t i = 0; i < nc; ++i) {
+    const bool miss = i % 3 == 0;
+    clabels.data<uint8_t>()[i] = static_cast<uint8_t>(miss ? (cpred[i] + 1) % 10 : cpred[i]);
+    cwrong += miss;
+  }
+  fs::create_directories(dir / "cifar");
+  data::write_cifar10_file((dir / "cifar" / "test_batch.bin").string(), cimages.reshape({nc, 3, 32, 32}), clabels);
+  c.net.save((dir / "cifar_real.lbm").string(), R"({"dataset":"cifar10"})");
+  {
+    std::ofstream f(dir / "expected_cifar_errors");
+    f << cwrong << "\n";
+  }
   EXPECT_NO_THROW(Network::load((dir / "model.lbm").string()));
   if (!env) fs::remove_all(dir);
 }

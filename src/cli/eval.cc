@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/threading.h"
+#include "lowbit/data/cifar.h"
 #include "lowbit/data/idx.h"
 #include "lowbit/io/model_file.h"
 #include "lowbit/runtime/network.h"
@@ -46,8 +47,13 @@ TestSet load_test_split(const std::string& dataset, const std::string& path, int
     data::LabelledImages s = data::load_idx_split(path, "t10k", classes);
     return {std::move(s.images), std::move(s.labels)};
   }
+  if (dataset == "cifar10") {
+    // u8 [N, 3, 32, 32], channel planes as in the files: the exporter records a CHW input.
+    data::LabelledImages s = data::load_cifar10(path, /*train=*/false);
+    return {std::move(s.images), std::move(s.labels)};
+  }
   fail("dataset \"", dataset, "\" (from the model's metadata) has no reader in this build (supported: mnist and "
-       "other MNIST-style IDX datasets)");
+       "other MNIST-style IDX datasets, cifar10)");
 }
 
 std::string dims(const runtime::InputSpec& in) {
