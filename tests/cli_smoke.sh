@@ -5,22 +5,9 @@
 set -euo pipefail
 
 lowbit=${1:?usage: cli_smoke.sh PATH/TO/lowbit}
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
+# shellcheck source=tests/cli_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"
 
-# Runs a command that must fail: non-zero status and exactly one stderr line starting with
-# "lowbit: error:" that contains $2.
-expect_error() {
-  local what=$1 needle=$2; shift 2
-  local err status=0
-  err=$("$@" 2>&1 >/dev/null) || status=$?
-  if [[ $status -eq 0 ]]; then fail "$what: exit status 0"; return; fi
-  if [[ $(printf '%s\n' "$err" | wc -l) -ne 1 ]]; then fail "$what: expected one stderr line, got: $err"; return; fi
-  if [[ $err != "lowbit: error: "* ]]; then fail "$what: stderr is not 'lowbit: error: ...': $err"; return; fi
-  if [[ $err != *"$needle"* ]]; then fail "$what: stderr lacks '$needle': $err"; return; fi
-  pass "$what (status $status: $err)"
-}
 
 # Reads `lowbit info --json` from stdin and checks it against the expectations given as
 # arguments: key=value pairs for cpu.max_isa and threads.
@@ -117,8 +104,4 @@ assert {(r["m"], r["n"], r["k"]) for r in rs} == {(3, 5, 7), (1, 17, 65)}
 expect_error "bench gemm bad shape" "4x4" "$lowbit" bench gemm --shapes 4x4
 expect_error "bench gemm zero size" "0x4x4" "$lowbit" bench gemm --shapes 0x4x4
 
-if [[ $failures -ne 0 ]]; then
-  echo "$failures check(s) failed" >&2
-  exit 1
-fi
-echo "all checks passed"
+finish

@@ -9,24 +9,14 @@ set -euo pipefail
 lowbit=${1:?usage: eval_cli.sh LOWBIT LOWBIT_TESTS SOURCE_DIR}
 tests=${2:?usage: eval_cli.sh LOWBIT LOWBIT_TESTS SOURCE_DIR}
 src=${3:?usage: eval_cli.sh LOWBIT LOWBIT_TESTS SOURCE_DIR}
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
+# shellcheck source=tests/cli_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 LOWBIT_EVAL_FIXTURE_DIR=$tmp "$tests" --gtest_filter=RuntimeEval.WriteCliFixture >/dev/null
 expected=$(cat "$tmp/expected_errors")
 
-expect_error() {
-  local what=$1 needle=$2; shift 2
-  local err status=0
-  err=$("$@" 2>&1 >/dev/null) || status=$?
-  if [[ $status -eq 0 ]]; then fail "$what: exit status 0"; return; fi
-  if [[ $(printf '%s\n' "$err" | wc -l) -ne 1 ]]; then fail "$what: expected one stderr line, got: $err"; return; fi
-  if [[ $err != "lowbit: error: "*"$needle"* ]]; then fail "$what: stderr lacks '$needle': $err"; return; fi
-  pass "$what ($err)"
-}
 
 # JSON report: every key, and the error count the fixture planted.
 out=$("$lowbit" eval "$tmp/model.lbm" --data "$tmp/data" --json --batch 16)
@@ -79,5 +69,4 @@ else
   echo "skip: read_model.py (python3 with numpy not found)"
 fi
 
-if [[ $failures -ne 0 ]]; then echo "$failures failure(s)" >&2; exit 1; fi
-echo "all eval checks passed"
+finish

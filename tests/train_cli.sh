@@ -10,22 +10,12 @@ lowbit=${1:?usage: train_cli.sh LOWBIT SOURCE_DIR}
 src=${2:?usage: train_cli.sh LOWBIT SOURCE_DIR}
 recipe=$src/tests/data/train-tiny-mnist.json
 mnist=$src/data/mnist
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-pass() { echo "ok: $*"; }
+# shellcheck source=tests/cli_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-expect_error() {
-  local what=$1 needle=$2; shift 2
-  local err status=0
-  err=$("$@" 2>&1 >/dev/null) || status=$?
-  if [[ $status -eq 0 ]]; then fail "$what: exit status 0"; return; fi
-  if [[ $(printf '%s\n' "$err" | wc -l) -ne 1 ]]; then fail "$what: expected one stderr line, got: $err"; return; fi
-  if [[ $err != "lowbit: error: "*"$needle"* ]]; then fail "$what: stderr lacks '$needle': $err"; return; fi
-  pass "$what ($err)"
-}
 
 # Train one epoch of a two-epoch schedule, then resume for the second.
 run=$tmp/run
@@ -86,8 +76,4 @@ head -c 5000 "$run/best.lbm" > "$tmp/cutbest.lbm"
 expect_error "truncated trained model" "cutbest.lbm" "$lowbit" export "$tmp/cutbest.lbm" --out "$tmp/x.lbm"
 if [[ $(cksum < "$run/checkpoint.lbm") == "$sum_before" ]]; then pass "checkpoint untouched"; else fail "checkpoint changed"; fi
 
-if [[ $failures -ne 0 ]]; then
-  echo "$failures check(s) failed" >&2
-  exit 1
-fi
-echo "all train/export/eval CLI checks passed"
+finish
