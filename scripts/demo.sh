@@ -54,7 +54,7 @@ step_info() {
 }
 
 step_bench_gemm() {
-  heading "3. Kernel speed: binary and int8 GEMM against float GEMM on small shapes"
+  heading "3. Kernel speed: binary and int8 GEMM against float GEMM (a 256-row layer and a batch-1 step)"
   if ! "$lowbit" bench gemm --help >/dev/null 2>&1; then
     echo "(skipped: this build has no 'lowbit bench gemm' command yet)"
     return 0
