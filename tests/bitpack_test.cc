@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -211,6 +212,59 @@ TEST(Bitpack, RejectsBadArguments) {
   // Zero sizes are legal and touch nothing.
   EXPECT_NO_THROW(pack_signs(x.data(), 0, 10, 10, {}));
   EXPECT_NO_THROW(pack_signs(static_cast<const float*>(nullptr), 3, 0, 0, {}));
+}
+
+}  // namespace
+}  // namespace lowbit::kernels
+
+namespace lowbit::kernels {
+namespace {
+
+TEST(Bitpack, ThresholdsMatchTheComparisonOnEveryIsa) {
+  std::mt19937 rng(77);
+  std::uniform_int_distribution<int32_t> val(-40, 40);
+  for (int64_t cols : {1, 13, 63, 64, 65, 130, 511, 513}) {
+    const int64_t rows = 7, ld = cols + 3, wpr = packed_words_per_row(cols);
+    std::vector<int32_t> acc(static_cast<std::size_t>(rows * ld)), thr(static_cast<std::size_t>(cols));
+    std::vector<uint8_t> flip(static_cast<std::size_t>(cols));
+    for (auto& v : acc) v = val(rng);
+    for (auto& v : thr) v = val(rng);
+    thr[0] = std::numeric_limits<int32_t>::min();  // always passed
+    if (cols > 1) thr[1] = std::numeric_limits<int32_t>::max();  // never passed by these values
+    for (auto& f : flip) f = static_cast<uint8_t>(rng() & 1);
+    lowbit::testing::for_each_isa([&](cpu::IsaLevel) {
+      for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        for (bool with_flip : {false, true}) {
+          auto out = make_aligned<uint64_t>(static_cast<std::size_t>(rows * wpr));
+          for (int64_t i = 0; i < rows * wpr; ++i) out[i] = ~uint64_t{0};  // garbage: padding must be cleared
+          pack_thresholds(acc.data(), rows, cols, ld, thr, with_flip ? std::span<const uint8_t>(flip) : std::span<const uint8_t>(),
+                          {out.get(), static_cast<std::size_t>(rows * wpr)});
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t w = 0; w < wpr; ++w)
+              for (int64_t b = 0; b < 64; ++b) {
+                const int64_t c = w * 64 + b;
+                const bool got = (out[r * wpr + w] >> b) & 1;
+                const bool want = c < cols && ((acc[r * ld + c] >= thr[c]) != (with_flip && flip[c]));
+                ASSERT_EQ(got, want) << "cols=" << cols << " row " << r << " col " << c;
+              }
+        }
+      }
+    });
+  }
+  set_num_threads(2);
+}
+
+TEST(Bitpack, ThresholdsRejectBadArguments) {
+  auto out = make_aligned<uint64_t>(16);
+  std::vector<int32_t> acc(20), thr(10);
+  std::vector<uint8_t> flip(10, 0);
+  EXPECT_THROW(pack_thresholds(acc.data(), 2, 10, 9, thr, flip, {out.get(), 16}), Error);        // ld < cols
+  EXPECT_THROW(pack_thresholds(acc.data(), 2, 10, 10, {thr.data(), 9}, flip, {out.get(), 16}), Error);  // short
+  EXPECT_THROW(pack_thresholds(acc.data(), 3, 10, 10, thr, flip, {out.get(), 16}), Error);      // out too short
+  flip[3] = 2;
+  EXPECT_THROW(pack_thresholds(acc.data(), 2, 10, 10, thr, flip, {out.get(), 16}), Error);      // flip not 0/1
+  EXPECT_THROW(pack_thresholds(acc.data(), -1, 10, 10, thr, {}, {out.get(), 16}), Error);
 }
 
 }  // namespace

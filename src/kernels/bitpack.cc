@@ -3,6 +3,7 @@
 #include "lowbit/kernels/bitpack.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "kernels/cpu/bgemm_bitpack.h"
 #include "lowbit/core/aligned.h"
@@ -35,6 +36,15 @@ void pack_u8_scalar(const uint8_t* x, int64_t words, uint8_t mask, uint64_t* out
   }
 }
 
+void pack_threshold_scalar(const int32_t* acc, const int32_t* threshold, const uint64_t* flip, int64_t words,
+                           uint64_t* out) {
+  for (int64_t w = 0; w < words; ++w) {
+    uint64_t bits = 0;
+    for (int t = 0; t < 64; ++t) bits |= static_cast<uint64_t>(acc[w * 64 + t] >= threshold[w * 64 + t]) << t;
+    out[w] = bits ^ flip[w];
+  }
+}
+
 }  // namespace detail
 
 namespace {
@@ -64,7 +74,14 @@ const KernelVariant<PackU8Fn> kPackU8[] = {
 #endif
     {"pack_u8_scalar", 0, detail::pack_u8_scalar},
 };
+const KernelVariant<detail::PackThresholdFn> kPackThreshold[] = {
+#if defined(__x86_64__)
+    {"pack_threshold_avx512", cpu::kAvx512, detail::pack_threshold_avx512},
+#endif
+    {"pack_threshold_scalar", 0, detail::pack_threshold_scalar},
+};
 const KernelTable<PackF32Fn> kPackF32Table("pack_signs_f32", kPackF32);
+const KernelTable<detail::PackThresholdFn> kPackThresholdTable("pack_threshold", kPackThreshold);
 const KernelTable<PackI8Fn> kPackI8Table("pack_signs_i8", kPackI8);
 const KernelTable<PackU8Fn> kPackU8Table("pack_u8", kPackU8);
 
@@ -171,6 +188,46 @@ void pack_bitplane(const uint8_t* x, int64_t rows, int64_t k, int64_t ld, int pl
   pack_rows(
       x, rows, k, ld, out, [fn, mask](const uint8_t* xr, int64_t words, uint64_t* o) { fn(xr, words, mask, o); },
       [mask](uint8_t v) { return (v & mask) != 0; });
+}
+
+void pack_thresholds(const int32_t* acc, int64_t rows, int64_t cols, int64_t ld, std::span<const int32_t> threshold,
+                     std::span<const uint8_t> flip, std::span<uint64_t> out) {
+  const char* fn_name = "pack_thresholds";
+  LOWBIT_CHECK(rows >= 0 && cols >= 0, fn_name, ": rows=", rows, ", cols=", cols, " (expected non-negative sizes)");
+  LOWBIT_CHECK(ld >= cols, fn_name, ": ld=", ld, " is less than cols=", cols);
+  LOWBIT_CHECK(static_cast<int64_t>(threshold.size()) == cols, fn_name, ": ", threshold.size(),
+               " thresholds for ", cols, " columns");
+  LOWBIT_CHECK(flip.empty() || static_cast<int64_t>(flip.size()) == cols, fn_name, ": ", flip.size(),
+               " flips for ", cols, " columns (expected none or one per column)");
+  const int64_t wpr = packed_words_per_row(cols);
+  LOWBIT_CHECK(static_cast<int64_t>(out.size()) >= rows * wpr, fn_name, ": out holds ", out.size(), " words but ",
+               rows, " rows of ", cols, " bits need ", rows * wpr);
+  LOWBIT_CHECK(rows * wpr == 0 || is_aligned(out.data()), fn_name, ": out is not 64-byte aligned");
+  LOWBIT_CHECK(rows * cols == 0 || acc != nullptr, fn_name, ": acc is null");
+  if (rows == 0 || wpr == 0) return;
+  // The flips as one bit per column, so a whole word is flipped with one XOR.
+  const int64_t full = cols / 64, tail = cols % 64;
+  std::vector<uint64_t> flip_bits(static_cast<std::size_t>(full + 1), 0);
+  for (int64_t c = 0; c < static_cast<int64_t>(flip.size()); ++c) {
+    LOWBIT_CHECK(flip[c] <= 1, fn_name, ": flip[", c, "]=", int{flip[c]}, " (expected 0 or 1)");
+    flip_bits[c / 64] |= static_cast<uint64_t>(flip[c]) << (c % 64);
+  }
+  const detail::PackThresholdFn fn = kPackThresholdTable.select().fn;
+  parallel_for(0, rows, std::max<int64_t>(1, (1 << 15) / std::max<int64_t>(cols, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int32_t* a = acc + r * ld;
+      uint64_t* o = out.data() + r * wpr;
+      fn(a, threshold.data(), flip_bits.data(), full, o);
+      int64_t w = full;
+      if (tail != 0) {
+        uint64_t bits = 0;
+        for (int64_t t = 0; t < tail; ++t)
+          bits |= static_cast<uint64_t>(a[full * 64 + t] >= threshold[full * 64 + t]) << t;
+        o[w++] = bits ^ flip_bits[full];
+      }
+      for (; w < wpr; ++w) o[w] = 0;
+    }
+  });
 }
 
 void unpack_signs(const BitMatrix& bits, float* out, int64_t ld) {

@@ -87,6 +87,10 @@ class Layer {
   // acc = mult · G + pos_bias[pos][c], G the GEMM result (see forward()).
   std::vector<int32_t> pos_bias;     // [P, cout], P = oh·ow when padded, else 1
   bool pos_dependent = false;
+  // Sign epilogue of a codes-input layer without padding or pooling, with mult and pos_bias
+  // folded in: (mult·G + pb >= t) == (G >= ceil((t − pb) / mult)). Lets forward() threshold the
+  // GEMM's output directly, in one vectorised pass (empty when not applicable).
+  std::vector<int32_t> fused_threshold;
 
   int64_t wpr_k() const { return packed_words_per_row(k()); }
   bool identity_rows() const { return kh == 1 && kw == 1 && stride == 1 && pad == 0; }
@@ -248,6 +252,19 @@ void Layer::finish_setup(const std::string& name) {
     }
   }
   if (in_kind == Kind::codes) packed = kernels::PackedWeightsI8::pack(codes, cout, kk, kk);
+
+  fused_threshold.clear();
+  if (auto* sg = std::get_if<SignEpilogue>(&epi); sg != nullptr && in_kind == Kind::codes && !pos_dependent && !pool) {
+    constexpr int64_t mult = 2;
+    fused_threshold.resize(static_cast<std::size_t>(cout));
+    for (int64_t c = 0; c < cout; ++c) {
+      const int64_t a = int64_t{sg->threshold[c]} - pos_bias[c];
+      const int64_t q = a / mult + (a % mult != 0 && a > 0 ? 1 : 0);  // ceil: C++ truncates toward zero
+      // Out of int32 range means always or never passed; |G| < INT32_MAX keeps the clamp exact.
+      fused_threshold[c] = static_cast<int32_t>(
+          std::clamp<int64_t>(q, std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()));
+    }
+  }
 }
 
 void Layer::forward(const uint8_t* in_codes, const uint64_t* in_bits, int64_t n, AlignedPtr<uint8_t>* out_codes,
@@ -328,6 +345,13 @@ void Layer::forward(const uint8_t* in_codes, const uint64_t* in_bits, int64_t n,
       kernels::igemm_s32(std::span<const int8_t>(a8.get(), static_cast<std::size_t>(rows * kk)), rows, kk, packed,
                          accs, cout);
     }
+  }
+  if (!fused_threshold.empty()) {
+    const int64_t wo = packed_words_per_row(cout);
+    *out_bits = alloc<uint64_t>(rows * wo);
+    kernels::pack_thresholds(acc.get(), rows, cout, cout, fused_threshold, std::get<SignEpilogue>(epi).flip,
+                             std::span<uint64_t>(out_bits->get(), static_cast<std::size_t>(rows * wo)));
+    return;
   }
   const int32_t mult = bits_in ? 1 : 2;
   parallel_for(0, rows, 256, [&](int64_t r0, int64_t r1) {

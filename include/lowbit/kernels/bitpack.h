@@ -40,6 +40,13 @@ void pack_signs(const int8_t* x, int64_t rows, int64_t k, int64_t ld, std::span<
 void pack_nonzero(const uint8_t* x, int64_t rows, int64_t k, int64_t ld, std::span<uint64_t> out);
 // Bit plane `plane` (0 = least significant) of unsigned 8-bit codes: bit = (x >> plane) & 1.
 void pack_bitplane(const uint8_t* x, int64_t rows, int64_t k, int64_t ld, int plane, std::span<uint64_t> out);
+// The threshold epilogue on int32 accumulators (batch norm + sign folded, as in
+// bgemm_threshold, for accumulators another kernel produced): out bit (r, c) =
+// (acc[r·ld + c] >= threshold[c]) XOR flip[c], as `rows` packed rows of `cols` bits. flip is
+// empty (no column flipped) or holds 0/1 per column; `out` is 64-byte aligned and its padding
+// bits are written as zero.
+void pack_thresholds(const int32_t* acc, int64_t rows, int64_t cols, int64_t ld, std::span<const int32_t> threshold,
+                     std::span<const uint8_t> flip, std::span<uint64_t> out);
 // ±1 floats from packed bits into a row-major [rows, k] matrix with row stride ld.
 void unpack_signs(const BitMatrix& bits, float* out, int64_t ld);
 

@@ -73,5 +73,20 @@ LOWBIT_TARGET_AVX512 void pack_u8_avx512(const uint8_t* x, int64_t words, uint8_
   for (int64_t w = 0; w < words; ++w) out[w] = _mm512_test_epi8_mask(_mm512_loadu_si512(x + w * 64), m);
 }
 
+// Four 16-lane compares give one 64-bit word of lane masks, in element order.
+LOWBIT_TARGET_AVX512 void pack_threshold_avx512(const int32_t* acc, const int32_t* threshold, const uint64_t* flip,
+                                                int64_t words, uint64_t* out) {
+  for (int64_t w = 0; w < words; ++w) {
+    const int32_t* a = acc + w * 64;
+    const int32_t* t = threshold + w * 64;
+    uint64_t bits = 0;
+    for (int q = 0; q < 4; ++q) {
+      const __mmask16 m = _mm512_cmpge_epi32_mask(_mm512_loadu_si512(a + 16 * q), _mm512_loadu_si512(t + 16 * q));
+      bits |= static_cast<uint64_t>(m) << (16 * q);
+    }
+    out[w] = bits ^ flip[w];
+  }
+}
+
 }  // namespace lowbit::kernels::detail
 #endif
