@@ -34,8 +34,9 @@ namespace lowbit::data {
 
 // Word <-> id. Ids are 0, 1, 2, ... in order of first appearance in the training file, with
 // "<eos>" taking its id where the first line ends. First appearance (rather than frequency
-// order) keeps the mapping defined by the text alone, with no tie-breaking rule; it is what
-// Mikolov's RNNLM toolkit reads as well.
+// order) keeps the mapping defined by the text alone, with no tie-breaking rule among words of
+// equal count; it is also the order of Zaremba et al.'s reference reader. Ids index embedding
+// and softmax rows only, so the choice does not change what a model can learn.
 class Vocabulary {
  public:
   static constexpr std::string_view kEos = "<eos>";
