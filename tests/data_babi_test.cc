@@ -11,6 +11,7 @@
 
 #include "lowbit/core/error.h"
 #include "lowbit/data/babi.h"
+#include "test_util.h"
 
 namespace lowbit::data {
 namespace {
@@ -193,20 +194,12 @@ TEST(DataBabi, ValidationIsTheLast10PercentOfEachTask) {
   EXPECT_EQ(s.valid[3].line, 40);
 }
 
-class DataBabiFiles : public ::testing::Test {
+class DataBabiFiles : public lowbit::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lowbit_babi_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-                                        "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   void write(const fs::path& p, const std::string& text) {
     fs::create_directories(p.parent_path());
     std::ofstream(p, std::ios::binary) << text;
   }
-  fs::path dir_;
 };
 
 TEST_F(DataBabiFiles, FindsTaskFilesByNumberWithFallback) {

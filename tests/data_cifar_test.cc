@@ -8,6 +8,7 @@
 
 #include "lowbit/core/error.h"
 #include "lowbit/data/cifar.h"
+#include "test_util.h"
 
 namespace lowbit::data {
 namespace {
@@ -15,15 +16,8 @@ namespace {
 namespace fs = std::filesystem;
 
 // Each test writes small CIFAR-10-format files into its own temporary folder.
-class DataCifar : public ::testing::Test {
+class DataCifar : public lowbit::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lowbit_cifar_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-                                        "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // Record i of file f: label (f + i) % 10, pixel p = (f·31 + i·7 + p) mod 256.
   static std::vector<unsigned char> records(int f, int n) {
@@ -54,7 +48,6 @@ class DataCifar : public ::testing::Test {
         EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << "'" << part << "' not in: " << e.what();
     }
   }
-  fs::path dir_;
 };
 
 TEST_F(DataCifar, LoadsTrainInBatchOrderAndTest) {

@@ -10,6 +10,7 @@
 
 #include "lowbit/core/error.h"
 #include "lowbit/data/ptb.h"
+#include "test_util.h"
 
 namespace lowbit::data {
 namespace {
@@ -52,15 +53,8 @@ class ScopedEnv {
 };
 
 // Each test writes small PTB-format files into its own temporary folder.
-class DataPtb : public ::testing::Test {
+class DataPtb : public lowbit::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lowbit_ptb_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-                                        "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   void write(const std::string& name, const std::string& text) {
     std::ofstream f(dir_ / name, std::ios::binary);
@@ -74,7 +68,6 @@ class DataPtb : public ::testing::Test {
   }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
-  fs::path dir_;
 };
 
 TEST_F(DataPtb, VocabularyMapsBothWays) {

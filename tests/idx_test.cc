@@ -9,20 +9,15 @@
 
 #include "lowbit/core/error.h"
 #include "lowbit/data/idx.h"
+#include "test_util.h"
 
 namespace lowbit::data {
 namespace {
 
 namespace fs = std::filesystem;
 
-class IdxTest : public ::testing::Test {
+class IdxTest : public lowbit::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lowbit_idx_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-                                        "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   void write_bytes(const std::string& name, const std::vector<unsigned char>& b) const {
     std::ofstream f(path(name), std::ios::binary);
@@ -52,7 +47,6 @@ class IdxTest : public ::testing::Test {
       EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
     }
   }
-  fs::path dir_;
 };
 
 TEST_F(IdxTest, ReadsPlainAndGzipAndRoundTripsTypes) {

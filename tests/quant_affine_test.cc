@@ -11,12 +11,13 @@
 #include "lowbit/core/error.h"
 #include "lowbit/quant/affine.h"
 #include "lowbit/quant/observer.h"
+#include "quant_test_util.h"
 
 namespace lowbit::quant {
 namespace {
 
-const std::vector<std::size_t> kSizes{1, 7, 13, 64, 257};
-constexpr float kInf = std::numeric_limits<float>::infinity();
+using testing::kInf;
+using testing::kSizes;
 
 std::vector<float> random_values(std::size_t n, uint32_t seed, float lo, float hi) {
   std::mt19937 rng(seed);

@@ -13,12 +13,13 @@
 #include "lowbit/quant/binary.h"
 #include "lowbit/quant/rng.h"
 #include "lowbit/quant/ternary.h"
+#include "quant_test_util.h"
 
 namespace lowbit::quant {
 namespace {
 
-const std::vector<std::size_t> kSizes{1, 7, 13, 64, 257};
-constexpr float kInf = std::numeric_limits<float>::infinity();
+using testing::kInf;
+using testing::kSizes;
 
 // Random values in [−lim, lim] with the special values sprinkled in.
 std::vector<float> random_values(std::size_t n, uint32_t seed, float lim = 2.0f) {

@@ -13,22 +13,15 @@
 #include "lowbit/quant/binary.h"
 #include "lowbit/quant/kbit.h"
 #include "lowbit/quant/rng.h"
+#include "quant_test_util.h"
 
 namespace lowbit::quant {
 namespace {
 
-const std::vector<std::size_t> kSizes{1, 7, 13, 64, 257};
-constexpr float kInf = std::numeric_limits<float>::infinity();
+using testing::kInf;
+using testing::kSizes;
+using testing::random_values;
 
-std::vector<float> random_values(std::size_t n, uint32_t seed, float lim) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-lim, lim);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, 1e-30f, -1e-30f, kInf, -kInf, 0.5f, -0.5f};
-  for (std::size_t i = 0; i < n; i += 3) v[i] = specials[(i / 3) % 10];
-  return v;
-}
 
 // Index of the integer in [0, L] nearest to t, ties to the larger one, by search. Callers
 // express the value in units of the level spacing, so exact midpoints stay exact.

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <random>
 #include <string>
@@ -40,5 +41,21 @@ inline const std::vector<int64_t>& awkward_sizes() {
   static const std::vector<int64_t> s{1, 2, 3, 5, 7, 13, 16, 17, 31, 33, 63, 64, 65, 97, 127, 128, 129, 257, 511, 513, 1031};
   return s;
 }
+
+// A fixture whose tests each get a fresh, empty temporary folder `dir_` (named after the test
+// and the run's random seed, so parallel ctest processes never share one), removed afterwards.
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* unit = ::testing::UnitTest::GetInstance();
+    dir_ = std::filesystem::temp_directory_path() /
+           ("lowbit_" + std::string(unit->current_test_info()->test_suite_name()) + "_" +
+            std::to_string(unit->random_seed()) + "_" + unit->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
 
 }  // namespace lowbit::testing
