@@ -395,34 +395,20 @@ int64_t count_wrong(const Tensor& out, const int32_t* labels) {
   return wrong;
 }
 
-// Modules whose training forward draws from their seed counter (module.h: next_seed), with
-// the per-sample input shape each expects.
-std::vector<std::pair<Module*, Shape>> stochastic_modules(Sequential& m) {
-  std::vector<std::pair<Module*, Shape>> out;
-  Shape cur = m.input_shape();
-  for (std::size_t i = 0; i < m.size(); ++i) {
-    Module& layer = m.at(i);
-    bool draws = layer.quantize_grad_bits() > 0;
-    if (const auto* d = layer.as<Dropout>()) draws |= d->p() > 0.0f;
-    if (const auto* s = layer.as<Sign>()) draws |= s->stochastic();
-    if (draws) out.emplace_back(&layer, cur);
-    cur = layer.output_shape(cur);
-  }
+// Position of every layer's random stream (dropout masks, stochastic signs, gradient
+// quantization), in layer order, for the checkpoint.
+json random_streams(const Sequential& m) {
+  json out = json::array();
+  for (std::size_t i = 0; i < m.size(); ++i) out.push_back(m.at(i).random_calls());
   return out;
 }
 
-// Brings every random stream to where `steps` training steps left it. The counters are private
-// to the modules, so they are advanced the only way the module API allows: one training-mode
-// forward per step on one example (cheap next to a real step; the values are discarded).
-void replay_random_streams(Sequential& m, int64_t steps) {
-  autograd::NoGradGuard no_grad;
-  for (auto& [layer, shape] : stochastic_modules(m)) {
-    Shape s{1};
-    // Dropout and sign accept any shape: one element is enough.
-    if (layer->quantize_grad_bits() == 0) s.push_back(1);
-    else for (int64_t d : shape) s.push_back(d);
-    const autograd::Var x(Tensor::zeros(s, DType::f32));
-    for (int64_t i = 0; i < steps; ++i) (void)layer->forward(x, true);
+void restore_random_streams(Sequential& m, const json& calls, const std::string& source) {
+  LOWBIT_CHECK(calls.is_array() && calls.size() == m.size(), source, ": \"random_streams\" must list one counter per layer (",
+               m.size(), " layers)");
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    LOWBIT_CHECK(calls[i].is_number_unsigned(), source, ": random_streams[", i, "] is not a non-negative integer");
+    m.at(i).set_random_calls(calls[i].get<uint64_t>());
   }
 }
 
@@ -533,7 +519,9 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt, const ProgressS
       result.history.push_back(metrics_from(e));
       tracker.record(result.history.back().epoch, result.history.back().valid_error, result.history.back().test_error);
     }
-    replay_random_streams(model, steps);
+    LOWBIT_CHECK(ckpt_meta.contains("random_streams"), ckpt_path.string(),
+                 ": checkpoint has no \"random_streams\" (written by an older version; start a new run)");
+    restore_random_streams(model, ckpt_meta["random_streams"], ckpt_path.string());
   }
   fs::create_directories(dir);
 
@@ -625,6 +613,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt, const ProgressS
       json meta = base;
       meta["epoch"] = m.epoch;
       meta["steps"] = steps;
+      meta["random_streams"] = random_streams(model);
       meta["history"] = history;
       f.metadata = meta.dump();
       add_model_state(f, model);

@@ -60,6 +60,10 @@ class Module {
   int quantize_grad_bits() const { return quantize_grad_bits_; }
   void set_quantize_grad_bits(int bits);  // 0 (off) or 1..16
   uint64_t seed() const { return seed_; }
+  // How many seeds next_seed() has handed out: the position of this module's random stream.
+  // Checkpoints save it, so a resumed run draws exactly what an uninterrupted one would.
+  uint64_t random_calls() const { return calls_; }
+  void set_random_calls(uint64_t calls) { calls_ = calls; }
 
   template <typename T>
   T* as() { return dynamic_cast<T*>(this); }

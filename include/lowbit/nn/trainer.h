@@ -25,8 +25,8 @@
 //
 // Determinism: the model is built from (model JSON, seed); epoch e's batch order depends only
 // on (seed, e) (data::Batcher); dropout and stochastic binarization draw from per-layer
-// counters advanced once per training step. A checkpoint records the step count, so a resumed
-// run replays the counters and continues exactly as an uninterrupted one would.
+// counters (nn::Module::random_calls). A checkpoint records every layer's counter, so a resumed
+// run restores them and continues exactly as an uninterrupted one would.
 #pragma once
 
 #include <cstdint>
