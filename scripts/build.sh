@@ -38,7 +38,10 @@ else
 fi
 
 echo "== configure $build_dir ($build_type, sanitizers $sanitize_flag)"
+launcher=()
+# ccache, when installed, makes rebuilds of several checkouts cheap; it is optional.
+if command -v ccache >/dev/null 2>&1; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
 cmake -S "$LOWBIT_ROOT" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
-  -DLOWBIT_SANITIZE="$sanitize_flag"
+  -DLOWBIT_SANITIZE="$sanitize_flag" "${launcher[@]}"
 echo "== build with $(nproc) jobs"
 cmake --build "$build_dir" --parallel "$(nproc)"
