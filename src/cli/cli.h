@@ -36,5 +36,6 @@ void add_bench_gemm(CLI::App& bench);   // bench_gemm.cc: `lowbit bench gemm`
 void add_eval_command(CLI::App& app);   // eval.cc
 void add_train_command(CLI::App& app);  // train.cc
 void add_export_command(CLI::App& app); // export.cc
+void add_energy_command(CLI::App& app); // energy.cc
 
 }  // namespace lowbit::cli
