@@ -25,7 +25,16 @@ std::map<std::string, std::string>& unit_registry() {
 
 std::vector<OpLine> priced(const OpTally& t, int64_t steps, std::set<std::string>& assumptions) {
   std::vector<OpLine> out;
-  for (const OpCount& e : t.entries()) {
+  // Parts in the order they first appear, the lines of each part together.
+  std::vector<std::string> parts;
+  for (const OpCount& e : t.entries())
+    if (std::find(parts.begin(), parts.end(), e.where) == parts.end()) parts.push_back(e.where);
+  std::vector<const OpCount*> order;
+  for (const auto& part : parts)
+    for (const OpCount& e : t.entries())
+      if (e.where == part) order.push_back(&e);
+  for (const OpCount* ep : order) {
+    const OpCount& e = *ep;
     const OpPrice p = op_price(e.kind, e.arith, e.bits);
     if (p.basis != "Horowitz 45 nm") assumptions.insert(p.basis);
     const uint64_t n = e.count * static_cast<uint64_t>(steps);

@@ -140,7 +140,8 @@ OpPrice op_price(OpKind kind, Arith arith, int bits) {
       LOWBIT_CHECK(!fp, "energy table: popcount is integer-only (got a floating one of ", bits, " bits)");
       return {popcount_pj(bits), detail::cat("adder tree of ", bits - 1, " small int adds")};
     case OpKind::compare:
-      return {int_add(bits), detail::cat("priced as a ", bits, "-bit int add (a subtraction)")};
+      return {int_add(bits), fp ? detail::cat("priced as a ", bits, "-bit int add (IEEE values order like their bit patterns)")
+                                 : detail::cat("priced as a ", bits, "-bit int add (a subtraction)")};
     case OpKind::exp: {
       if (fp) {
         const int d = fp_exp_degree(bits);
