@@ -65,6 +65,10 @@ else
 fi
 if "$lowbit" energy "$tmp/lstm.lbm" | grep -q "lstm.0 gate activations"; then pass "lstm text"; else fail "lstm text"; fi
 
+out=$("$lowbit" energy --table)
+if [[ $out == *"multiply   int      16     0.7874"*"popcount   int      64       0.45"* ]]; then pass "--table"; else fail "--table: $out"; fi
+
+expect_error "no model" "a model file is required" "$lowbit" energy
 expect_error "missing model" "no such model file" "$lowbit" energy "$tmp/absent.lbm"
 expect_error "not a model" "not a lowbit model file" "$lowbit" energy "$tmp/eval/data/t10k-labels-idx1-ubyte"
 expect_error "unknown kind" "no energy counter for model kind \"hopfield\"" "$lowbit" energy "$tmp/unknown.lbm"

@@ -86,6 +86,13 @@ TEST(EnergyTable, RejectsWhatItCannotPrice) {
   }
 }
 
+TEST(EnergyTable, PrintedTable) {
+  const std::string t = format_table();
+  EXPECT_NE(t.find("Horowitz 45 nm"), std::string::npos);
+  EXPECT_NE(t.find("adder tree of 63"), std::string::npos);
+  EXPECT_NE(t.find("exp        fp       32      32.23"), std::string::npos) << t;
+}
+
 TEST(EnergyTable, OpKindNames) {
   EXPECT_EQ(op_kind_name(OpKind::add), "add");
   EXPECT_EQ(op_kind_name(OpKind::multiply), "multiply");

@@ -3,7 +3,8 @@
 // with the 45 nm energy table (energy/energy.h, docs/energy.md), and reports the energy per part
 // and per operation, the same network's energy in fp32, and the gain fp32 / model. `--steps T`
 // counts T inferences (time steps or tokens of a recurrent model). `--json` prints one object with
-// energy_pj, float_energy_pj, gain and the per-operation breakdown.
+// energy_pj, float_energy_pj, gain and the per-operation breakdown. `lowbit energy --table` prints
+// the energy table itself.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -24,6 +25,7 @@ using json = nlohmann::ordered_json;
 struct EnergyOptions {
   std::string model;
   bool json = false;
+  bool table = false;
   int64_t steps = 1;
 };
 
@@ -45,6 +47,12 @@ json lines_json(const std::vector<energy::OpLine>& lines, bool with_where) {
 }
 
 void run_energy(const EnergyOptions& o) {
+  if (o.table) {
+    LOWBIT_CHECK(o.model.empty() && !o.json, "--table prints the energy table only (no MODEL, no --json)");
+    std::cout << energy::format_table();
+    return;
+  }
+  LOWBIT_CHECK(!o.model.empty(), "a model file is required (or --table for the energy table)");
   LOWBIT_CHECK(o.steps >= 1, "--steps ", o.steps, " (expected a count >= 1)");
   const io::ModelFile file = io::load(o.model);
   energy::EnergyReport r;
@@ -81,8 +89,9 @@ void add_energy_command(CLI::App& app) {
   auto opts = std::make_shared<EnergyOptions>();
   CLI::App* cmd = app.add_subcommand(
       "energy", "Operations and energy (45 nm table) of one inference of a model file, and the gain over fp32");
-  cmd->add_option("model", opts->model, "Model file (feedforward, lstm, lstm_lm, memn2n, ...)")->required();
+  cmd->add_option("model", opts->model, "Model file (feedforward, lstm, lstm_lm, memn2n, ...)");
   cmd->add_flag("--json", opts->json, "Print one JSON object instead of text");
+  cmd->add_flag("--table", opts->table, "Print the per-operation energy table and how each entry is derived");
   cmd->add_option("--steps", opts->steps,
                   "Count T inferences (time steps / tokens of a recurrent model; default 1)");
   cmd->callback([opts] { run_energy(*opts); });

@@ -36,6 +36,7 @@
 //     multiply) counts as one w-bit multiply.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -157,6 +158,32 @@ OpPrice op_price(OpKind kind, Arith arith, int bits) {
     }
   }
   fail("energy table: unknown operation kind");
+}
+
+std::string format_table() {
+  std::string out = "45 nm energy per operation (pJ); computation only\n";
+  char buf[512];
+  std::snprintf(buf, sizeof buf, "  %-10s %-5s %5s %10s  %s\n", "operation", "type", "bits", "pJ", "basis");
+  out += buf;
+  const OpKind kinds[] = {OpKind::add, OpKind::multiply, OpKind::compare, OpKind::bitwise, OpKind::popcount,
+                          OpKind::exp};
+  for (const OpKind k : kinds) {
+    for (const int bits : {1, 8, 16, 32, 64}) {
+      if (bits == 1 && (k == OpKind::multiply || k == OpKind::exp || k == OpKind::popcount)) continue;
+      const OpPrice p = op_price(k, Arith::integer, bits);
+      std::snprintf(buf, sizeof buf, "  %-10s %-5s %5d %10.5g  %s\n", std::string(op_kind_name(k)).c_str(), "int",
+                    bits, p.pj, p.basis.c_str());
+      out += buf;
+    }
+    if (k == OpKind::bitwise || k == OpKind::popcount) continue;
+    for (const int bits : {16, 32}) {
+      const OpPrice p = op_price(k, Arith::floating, bits);
+      std::snprintf(buf, sizeof buf, "  %-10s %-5s %5d %10.5g  %s\n", std::string(op_kind_name(k)).c_str(), "fp",
+                    bits, p.pj, p.basis.c_str());
+      out += buf;
+    }
+  }
+  return out;
 }
 
 double price(const OpTally& tally) {

@@ -43,6 +43,10 @@ struct OpPrice {
 OpPrice op_price(OpKind kind, Arith arith, int bits);
 inline double op_energy_pj(OpKind kind, Arith arith, int bits) { return op_price(kind, arith, bits).pj; }
 
+// The table at the usual widths (int 1, 8, 16, 32, 64 bits; fp 16, 32), one line per entry with
+// its price and basis, as `lowbit energy --table` prints it.
+std::string format_table();
+
 // Total energy of a tally in pJ: Σ count · op_energy_pj.
 double price(const OpTally& tally);
 
