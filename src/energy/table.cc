@@ -136,13 +136,13 @@ OpPrice op_price(OpKind kind, Arith arith, int bits) {
     case OpKind::bitwise:
       LOWBIT_CHECK(!fp, "energy table: bitwise operations are integer-only (got a floating one of ", bits, " bits)");
       return {bits * (int_add(8) / 8) / 2,
-              detail::cat(bits, " one-bit gates, each half a full adder (1/8 of the 8-bit int add)")};
+              detail::cat(bits, bits == 1 ? " one-bit gate" : " one-bit gates", ", each half a full adder (1/8 of the 8-bit int add)")};
     case OpKind::popcount:
       LOWBIT_CHECK(!fp, "energy table: popcount is integer-only (got a floating one of ", bits, " bits)");
       return {popcount_pj(bits), detail::cat("adder tree of ", bits - 1, " small int adds")};
     case OpKind::compare:
-      return {int_add(bits), fp ? detail::cat("priced as a ", bits, "-bit int add (IEEE values order like their bit patterns)")
-                                 : detail::cat("priced as a ", bits, "-bit int add (a subtraction)")};
+      return {int_add(bits), fp ? detail::cat("priced as the ", bits, "-bit int add (IEEE values order like their bit patterns)")
+                                 : detail::cat("priced as the ", bits, "-bit int add (a subtraction)")};
     case OpKind::exp: {
       if (fp) {
         const int d = fp_exp_degree(bits);
