@@ -36,5 +36,8 @@ void add_bench_gemm(CLI::App& bench);   // bench_gemm.cc: `lowbit bench gemm`
 void add_eval_command(CLI::App& app);   // eval.cc
 void add_train_command(CLI::App& app);  // train.cc
 void add_export_command(CLI::App& app); // export.cc
+void add_run_command(CLI::App& app);    // run.cc
+void add_quantize_command(CLI::App& app); // quantize.cc
+void add_bench_lstm(CLI::App& bench);   // bench_lstm.cc: `lowbit bench lstm`
 
 }  // namespace lowbit::cli
