@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -290,6 +293,69 @@ TEST_F(Npy, RoundTripAndErrors) {
   const std::vector<float> f = {1.5f, -2.0f};
   io::write_npy(path, io::make_npy<float>({2}, f.data()));
   EXPECT_EQ(io::read_npy(path).as<float>()[1], -2.0f);
+}
+
+}  // namespace
+}  // namespace lowbit::runtime
+
+namespace lowbit::runtime {
+namespace {
+
+// Files for tests/lstm_cli.sh (written to $LOWBIT_LSTM_FIXTURE_DIR, or a temporary folder):
+// float lstm and lstm_lm models, calibration and input arrays, the integer output expected from
+// quantizing with calib.npy and running on x_int8.npy, and a tiny PTB folder whose vocabulary
+// matches the language model.
+TEST(RuntimeLstm, WriteCliFixture) {
+  namespace fs = std::filesystem;
+  const char* env = std::getenv("LOWBIT_LSTM_FIXTURE_DIR");
+  const fs::path dir = env ? fs::path(env) : fs::temp_directory_path() / ("lowbit_lstm_fixture_" + std::to_string(::getpid()));
+  fs::create_directories(dir / "ptb");
+  auto layers = one_layer(5, 9, 4, false, true, true, true, 2.0f, 0.0f);
+  layers[0].n_output = 4;
+  const io::ModelFile ff = random_float_lstm(LstmKind::lstm, layers, 0, 77);
+  io::save((dir / "lstm_float.lbm").string(), ff);
+  const LstmModel f = LstmModel::from_model_file(ff, "f");
+  const int64_t T = 7, B = 2;
+  const auto calib = random_floats(12 * 3 * 5, 78);
+  io::write_npy((dir / "calib.npy").string(), io::make_npy<float>({12, 3, 5}, calib.data()));
+  const LstmModel q = LstmModel::from_model_file(quantize_lstm(f, calibrate_lstm(f, calib.data(), 12, 3)), "q");
+  const auto xf = random_floats(T * B * 5, 79);
+  io::write_npy((dir / "x_f32.npy").string(), io::make_npy<float>({T, B, 5}, xf.data()));
+  std::vector<int8_t> xq(xf.size());
+  std::mt19937 rng(5);
+  for (auto& v : xq) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+  io::write_npy((dir / "x_int8.npy").string(), io::make_npy<int8_t>({T, B, 5}, xq.data()));
+  std::vector<int8_t> yq(static_cast<std::size_t>(T * B * 4));
+  auto s = q.initial_state(B);
+  q.run_integer(xq.data(), T, s, yq.data());
+  io::write_npy((dir / "expected_int8.npy").string(), io::make_npy<int8_t>({T, B, 4}, yq.data()));
+  io::write_npy((dir / "empty_int8.npy").string(), io::make_npy<int8_t>({0, B, 5}, xq.data()));
+  std::vector<int8_t> wide(static_cast<std::size_t>(T * B * 6), 0);
+  io::write_npy((dir / "wide_int8.npy").string(), io::make_npy<int8_t>({T, B, 6}, wide.data()));
+
+  // Language model over a 12-word vocabulary (11 words + <eos>).
+  const io::ModelFile lm = random_float_lstm(LstmKind::lstm_lm, one_layer(6, 10, 10, false, false, false, false), 12, 80);
+  io::save((dir / "lm_float.lbm").string(), lm);
+  auto text = [&](uint32_t seed, int lines) {
+    std::mt19937 r(seed);
+    std::string out;
+    for (int l = 0; l < lines; ++l) {
+      for (int w = 0; w < 6; ++w) out += " w" + std::to_string(r() % 11);
+      out += "\n";
+    }
+    return out;
+  };
+  std::string train;
+  for (int w = 0; w < 11; ++w) train += " w" + std::to_string(w);  // every word appears in training
+  train += "\n" + text(1, 40);
+  std::ofstream(dir / "ptb" / "ptb.train.txt") << train;
+  std::ofstream(dir / "ptb" / "ptb.valid.txt") << text(2, 10);
+  std::ofstream(dir / "ptb" / "ptb.test.txt") << text(3, 30);
+  const std::vector<int32_t> tokens = {0, 5, 11, 3};
+  io::write_npy((dir / "tokens.npy").string(), io::make_npy<int32_t>({2, 2}, tokens.data()));
+  const std::vector<int32_t> bad = {0, 12};
+  io::write_npy((dir / "bad_tokens.npy").string(), io::make_npy<int32_t>({1, 2}, bad.data()));
+  if (!env) fs::remove_all(dir);
 }
 
 }  // namespace
