@@ -7,6 +7,7 @@
 
 #include "lowbit/core/error.h"
 #include "lowbit/quant/integer_ops.h"
+#include "test_util.h"
 
 namespace lowbit::quant::iops {
 namespace {
@@ -69,6 +70,19 @@ TEST(IntegerOps, SigmoidAndTanhFollowTheFloatFunctions) {
   EXPECT_EQ(logistic(0), 16384);
   EXPECT_EQ(tanh(0, 3), 0);
   EXPECT_EQ(exp_on_negative_values(0, 3), 32767);
+}
+
+TEST(IntegerOps, ArrayFormsEqualTheElementFunctionsOnEveryInput) {
+  V16 in(65536), out(65536);
+  for (int32_t a = -32768; a <= 32767; ++a) in[static_cast<std::size_t>(a + 32768)] = static_cast<int16_t>(a);
+  lowbit::testing::for_each_isa([&](cpu::IsaLevel) {
+    apply_sigmoid(in.data(), 65536, out.data());
+    for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(out[i], logistic(in[i])) << in[i];
+    for (int k = 0; k <= 6; ++k) {
+      apply_tanh(k, in.data(), 65536, out.data());
+      for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(out[i], tanh(in[i], k)) << in[i] << " bits " << k;
+    }
+  });
 }
 
 TEST(IntegerOps, TanhRejectsUnsupportedIntegerBits) {

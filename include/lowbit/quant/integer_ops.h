@@ -53,7 +53,8 @@ int16_t logistic(int16_t a, int integer_bits = 3);
 // tanh of a Qk.(15−k) value, 0 <= k <= 6 (throws otherwise), result Q0.15.
 int16_t tanh(int16_t a, int integer_bits);
 
-// Vector forms over n_batch · n values (TFLite ApplySigmoid / ApplyTanh).
+// Array forms over n_batch · n values (TFLite ApplySigmoid / ApplyTanh), vectorized with
+// run-time instruction-set dispatch; identical to the element functions above.
 void apply_sigmoid(const int16_t* in, int64_t count, int16_t* out);
 void apply_tanh(int integer_bits, const int16_t* in, int64_t count, int16_t* out);
 
