@@ -141,3 +141,50 @@ void apply_tanh(int integer_bits, const int16_t* in, int64_t count, int16_t* out
 }
 
 }  // namespace lowbit::quant::iops
+
+namespace lowbit::quant::iops {
+namespace {
+
+// MBQM for M0 >= 0 (so srdhm's single overflow case cannot occur), branch-free.
+LB_INLINE int32_t mbqm(int32_t x, int32_t m, int left, int right) {
+  const auto xs = static_cast<int32_t>(static_cast<uint32_t>(x) << left);
+  const int64_t ab = static_cast<int64_t>(xs) * m;
+  const int64_t nudge = ab >= 0 ? (int64_t{1} << 30) : (1 - (int64_t{1} << 30));
+  const auto high = static_cast<int32_t>((ab + nudge) / (int64_t{1} << 31));
+  const int32_t mask = static_cast<int32_t>((int64_t{1} << right) - 1);
+  const int32_t thr = (mask >> 1) + (high < 0 ? 1 : 0);
+  return (high >> right) + ((high & mask) > thr ? 1 : 0);
+}
+
+LB_INLINE void rescale_loop(const int32_t* acc, const int32_t* bias, int32_t m, int shift, int64_t n, int16_t* out) {
+  const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+  for (int64_t j = 0; j < n; ++j) {
+    const auto sum = static_cast<int32_t>(static_cast<uint32_t>(bias[j]) + static_cast<uint32_t>(acc[j]));
+    out[j] = static_cast<int16_t>(s16(mbqm(sum, m, left, right) + out[j]));
+  }
+}
+
+using RescaleFn = void (*)(const int32_t*, const int32_t*, int32_t, int, int64_t, int16_t*);
+void rescale_base(const int32_t* a, const int32_t* b, int32_t m, int s, int64_t n, int16_t* o) { rescale_loop(a, b, m, s, n, o); }
+LOWBIT_TARGET_AVX2 void rescale_avx2(const int32_t* a, const int32_t* b, int32_t m, int s, int64_t n, int16_t* o) {
+  rescale_loop(a, b, m, s, n, o);
+}
+LOWBIT_TARGET_AVX512 void rescale_avx512(const int32_t* a, const int32_t* b, int32_t m, int s, int64_t n, int16_t* o) {
+  rescale_loop(a, b, m, s, n, o);
+}
+
+}  // namespace
+
+void rescale_accumulate(const int32_t* acc, const int32_t* bias, int32_t multiplier, int shift, int64_t n,
+                        int16_t* out) {
+  LOWBIT_CHECK(multiplier >= 0 && shift >= -31 && shift <= 30, "rescale_accumulate: multiplier ", multiplier,
+               " shift ", shift, " (expected M0 >= 0, shift in [-31, 30])");
+#if LOWBIT_X86
+  const uint32_t f = cpu::usable_features();
+  if (f & cpu::kAvx512) return rescale_avx512(acc, bias, multiplier, shift, n, out);
+  if (f & cpu::kAvx2) return rescale_avx2(acc, bias, multiplier, shift, n, out);
+#endif
+  rescale_base(acc, bias, multiplier, shift, n, out);
+}
+
+}  // namespace lowbit::quant::iops

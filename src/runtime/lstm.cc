@@ -433,17 +433,10 @@ struct IntScratch {
   std::vector<int32_t> accx, acch, accp;
 };
 
-// Rescale one side's raw sums of gate `pos` into the int16 gate (TFLite matmul-accumulate).
+// Rescale one side's raw sums of one gate into the int16 gate (TFLite matmul-accumulate).
 inline void rescale_accumulate(const int32_t* acc, int64_t acc_stride, const int32_t* bias, QuantizedMultiplier m,
                                int64_t B, int64_t C, int16_t* out) {
-  for (int64_t b = 0; b < B; ++b) {
-    const int32_t* a = acc + b * acc_stride;
-    int16_t* o = out + b * C;
-    for (int64_t j = 0; j < C; ++j) {
-      const int32_t v = quant::multiply_by_quantized_multiplier(iops::wrap_add32(bias[j], a[j]), m.multiplier, m.shift);
-      o[j] = iops::sat16(v + o[j]);
-    }
-  }
+  for (int64_t b = 0; b < B; ++b) iops::rescale_accumulate(acc + b * acc_stride, bias, m.multiplier, m.shift, C, out + b * C);
 }
 
 void int_matmul_all(std::span<const int8_t> a, int64_t B, int64_t k, const kernels::PackedWeightsI8& w,
