@@ -28,6 +28,8 @@ expect_error "width mismatch" "n_input = 5" "$lowbit" run "$tmp/lstm_int.lbm" --
 expect_error "empty sequence" "empty sequence" "$lowbit" run "$tmp/lstm_int.lbm" --input "$tmp/empty_int8.npy" --output "$tmp/o.npy"
 expect_error "wrong dtype" "takes <f4" "$lowbit" run "$tmp/lstm_float.lbm" --input "$tmp/x_int8.npy" --output "$tmp/o.npy"
 expect_error "not npy" "bad magic" "$lowbit" run "$tmp/lstm_int.lbm" --input "$tmp/q.txt" --output "$tmp/o.npy"
+expect_error "empty calibration" "calibration set is empty" "$lowbit" quantize "$tmp/lstm_float.lbm" --calib "$tmp/empty_calib.npy" --out "$tmp/x.lbm"
+expect_error "unsupported kind" "supports float LSTM models" "$lowbit" quantize "$tmp/other.lbm" --calib "$tmp/calib.npy" --out "$tmp/x.lbm"
 expect_error "already integer" "already integer" "$lowbit" quantize "$tmp/lstm_int.lbm" --calib "$tmp/calib.npy" --out "$tmp/x.lbm"
 
 "$lowbit" quantize "$tmp/lm_float.lbm" --calib "$tmp/ptb" --out "$tmp/lm_int.lbm" --calib-tokens 200 >/dev/null

@@ -104,3 +104,73 @@ TEST(RuntimeLstmTflite, OneStepMatchesPublishedKernelVector) {
 
 }  // namespace
 }  // namespace lowbit::runtime
+
+namespace lowbit::runtime {
+namespace {
+
+// A layer whose matrices are all zero: every gate pre-activation is 0 unless a peephole adds to it.
+IntegerLstmLayer zero_layer(int64_t I, int64_t C, int64_t P, bool cifg, bool peephole) {
+  IntegerLstmLayer L;
+  L.spec = {"pin", I, C, P, cifg, peephole, /*projection=*/true, /*layer_norm=*/false, 0.0f, 0.0f};
+  for (int g = cifg ? 1 : 0; g < 4; ++g) {
+    IntegerLstmGate& G = L.g[g];
+    G.wx.assign(static_cast<std::size_t>(C * I), 0);
+    G.wh.assign(static_cast<std::size_t>(C * P), 0);
+    G.bias_x.assign(static_cast<std::size_t>(C), 0);
+    G.bias_h.assign(static_cast<std::size_t>(C), 0);
+    G.mx = G.mh = G.mp = {1 << 30, 0};
+    if (peephole && g != 2) G.peep.assign(static_cast<std::size_t>(C), 0);
+  }
+  L.proj.assign(static_cast<std::size_t>(P * C), 0);
+  L.proj_bias.assign(static_cast<std::size_t>(P), 0);
+  L.mproj = {1 << 30, -1};  // 0.25
+  L.mhidden = {1 << 30, -15};
+  L.cell_scale = -11;
+  return L;
+}
+
+TEST(RuntimeLstmTflite, HiddenZeroPointSignsOfTensorFlow216) {
+  // o = σ(0) = 16384, c = 0, tanh(c) = 0: the hidden code is MBQM(0) + zp_hidden = +5 (TF >= 2.10;
+  // older versions gave −5). The projection's folded bias adds +zp_hidden · rowsum(W) = 50, so
+  // acc = 50 + 5·10 = 100 and y = MBQM(100, 0.25) + zp_output = 25 + 3 = 28 (a zero-point-
+  // consistent kernel would give 3).
+  IntegerLstmLayer L = zero_layer(1, 1, 1, false, false);
+  L.hidden = {0.01f, 5};
+  L.h = {0.02f, 3};
+  L.proj = {10};
+  L.proj_bias = {0 + 5 * 10};  // what the loader folds: b + zp_hidden · rowsum
+  L.pack();
+  for (bool reference : {true, false}) {
+    int8_t x = 0, h = 3;
+    int16_t c = 0;
+    IntegerLstmScratch s;
+    integer_lstm_step(L, &x, 1, &h, &c, reference, s);
+    EXPECT_EQ(c, 0);
+    EXPECT_EQ(h, 28) << (reference ? "reference" : "fast");
+  }
+}
+
+TEST(RuntimeLstmTflite, PeepholeCoversNOutputCellsWithRowStrideNOutput) {
+  // CIFG, C = 2, P = 1, batch 2, every cell 1000, forget peephole weights 32767 with multiplier
+  // 1/2: where a peephole term lands the forget gate saturates (σ(32767) = 32756) and the cell
+  // keeps 1000; elsewhere f = σ(0) = 16384 halves it. The input gate is 1 − f and g = tanh(0) = 0.
+  // TFLite's kernel adds n_output = 1 peephole term per batch row with row stride 1: row 0 reads
+  // and writes cell 0, row 1 reads cell 1 and writes gate element 1 (row 0's cell 1). So row 0
+  // keeps [1000, 1000] and row 1 is halved to [500, 500].
+  IntegerLstmLayer L = zero_layer(1, 2, 1, true, true);
+  L.g[1].peep = {32767, 32767};
+  L.hidden = {0.01f, 0};
+  L.h = {0.01f, 0};
+  L.pack();
+  for (bool reference : {true, false}) {
+    const int8_t x[2] = {0, 0};
+    int8_t h[2] = {0, 0};
+    std::vector<int16_t> c = {1000, 1000, 1000, 1000};
+    IntegerLstmScratch s;
+    integer_lstm_step(L, x, 2, h, c.data(), reference, s);
+    EXPECT_EQ(c, (std::vector<int16_t>{1000, 1000, 500, 500})) << (reference ? "reference" : "fast");
+  }
+}
+
+}  // namespace
+}  // namespace lowbit::runtime
