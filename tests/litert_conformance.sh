@@ -3,7 +3,7 @@
 # kernels): for every case in tests/data/litert/ (NAME.lbm, NAME.in.npy, NAME.out.npy; made by
 # tests/litert/make_litert_goldens.py), `lowbit run NAME.lbm --input NAME.in.npy` must write
 # exactly LiteRT's int8 outputs, with the scalar kernels and with the best the CPU has, on one
-# and on two threads.
+# and on two threads, and with the scalar reference step (`--reference`) when lowbit has it.
 #
 # The comparison needs no Python: each .npy header is parsed here (version 1 to 3 headers;
 # 'descr', 'fortran_order', 'shape'), the dtype and shape must agree, and the data bytes after
@@ -86,9 +86,15 @@ same_int8_npy() {
        "$count of $(wc -c <"$tmp/want.bin") values differ"
 }
 
-if ! "$lowbit" run --help >/dev/null 2>&1; then
+if ! run_help=$("$lowbit" run --help 2>&1); then
   echo "SKIP: this lowbit has no 'run' command"
   exit 77
+fi
+# Configurations: "label|global options|run options".
+configs=("scalar, 1 thread|--max-isa scalar --threads 1|" "native, 1 thread|--max-isa native --threads 1|"
+         "native, 2 threads|--max-isa native --threads 2|")
+if [[ $run_help == *--reference* ]]; then
+  configs+=("reference step|--threads 1|--reference")
 fi
 
 # The comparison itself: equal files pass, one changed value is found and located.
@@ -120,16 +126,17 @@ fi
 
 for model in "${models[@]}"; do
   name=$(basename "$model" .lbm)
-  for isa in scalar native; do
-    for threads in 1 2; do
-      out=$tmp/$name.$isa.$threads.npy
-      if ! err=$("$lowbit" --max-isa "$isa" --threads "$threads" run "$model" \
-                   --input "$data/$name.in.npy" --output "$out" 2>&1 >/dev/null); then
-        fail "$name ($isa, $threads threads): lowbit run failed: $err"
-        continue
-      fi
-      same_int8_npy "$name ($isa, $threads threads)" "$data/$name.out.npy" "$out"
-    done
+  for config in "${configs[@]}"; do
+    IFS='|' read -r label global_opts run_opts <<<"$config"
+    out=$tmp/$name.out.npy
+    rm -f "$out"
+    # shellcheck disable=SC2086  # the option lists are split on purpose
+    if ! err=$("$lowbit" $global_opts run "$model" --input "$data/$name.in.npy" --output "$out" \
+                 $run_opts 2>&1 >/dev/null); then
+      fail "$name ($label): lowbit run failed: $err"
+      continue
+    fi
+    same_int8_npy "$name ($label)" "$data/$name.out.npy" "$out"
   done
 done
 finish

@@ -107,8 +107,8 @@ CASES = [
     dict(name="cifg_peephole_projection", source="flatbuffer", cifg=True, peephole=True,
          projection=True, layer_norm=False, T=5, B=4, n_input=6, n_cell=8, n_output=4,
          projection_bias=True, cell_clip=2.0, proj_clip=0.7),
-    # CIFG together with layer norm is left out: TFLite's integer kernel turns every such
-    # model its quantizer writes into a constant output (see tests/litert/README.md).
+    # CIFG together with layer norm is left out: TFLite's integer kernel keeps the cell state
+    # at 0 and the output constant for every such model (see tests/litert/README.md).
 ]
 
 
