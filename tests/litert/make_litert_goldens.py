@@ -107,6 +107,12 @@ CASES = [
     dict(name="cifg_peephole_projection", source="flatbuffer", cifg=True, peephole=True,
          projection=True, layer_norm=False, T=5, B=4, n_input=6, n_cell=8, n_output=4,
          projection_bias=True, cell_clip=2.0, proj_clip=0.7),
+    # The calibrated output range stays inside a float projection clip, so its quantized
+    # value saturates at 127 and never bites; this case lowers the clip of the quantized
+    # model afterwards (a valid TFLite model) so that the integer clip cuts outputs.
+    dict(name="projection_clip_applied", source="flatbuffer", cifg=False, peephole=False,
+         projection=True, layer_norm=False, T=6, B=3, n_input=5, n_cell=8, n_output=6,
+         set_proj_clip=0.3),
     # CIFG together with layer norm is left out: TFLite's integer kernel keeps the cell state
     # at 0 and the output constant for every such model (see tests/litert/README.md).
 ]
@@ -396,12 +402,31 @@ def run_litert(flatbuffer: bytes, x_tbi: np.ndarray, time_major: bool, reference
     return np.ascontiguousarray(y if time_major else y.transpose(1, 0, 2))
 
 
+def set_proj_clip(flatbuffer: bytes, clip: float) -> bytes:
+    """The quantized model with the LSTM's projection clip replaced."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    model.subgraphs[0].operators[0].builtinOptions.projClip = clip
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def quantized_clip(clip: float, scale: float, limit: int) -> int:
+    """TFLite's integer clip: clip / scale in float32, clamped, truncated; 0 = none."""
+    if clip <= 0:
+        return 0
+    v = np.float32(clip) / np.float32(scale)
+    return int(max(-limit - 1, min(limit, float(v))))
+
+
 def make_case(case, out_dir: Path, seed: int):
     rng = np.random.default_rng(seed)
     if case["source"] == "keras":
         quantized = keras_quantized(case, rng)
     else:
         quantized = quantize_flatbuffer(case, float_flatbuffer(case, float_weights(case, rng)), rng)
+    if "set_proj_clip" in case:
+        quantized = set_proj_clip(quantized, case["set_proj_clip"])
     meta, tensors, time_major = lowbit_model(case, quantized)
     layer = meta["model"]["layers"][0]
     x = rng.integers(-128, 128, (case["T"], case["B"], layer["n_input"]), dtype=np.int16)
@@ -429,6 +454,8 @@ def make_case(case, out_dir: Path, seed: int):
         "output_zero_point": layer["quantization"]["output_state"]["zero_point"],
         "hidden_zero_point": layer["quantization"]["hidden"]["zero_point"],
         "cell_scale_log2": float(np.log2(layer["quantization"]["cell_state"]["scale"])),
+        "quantized_proj_clip": quantized_clip(layer["proj_clip"], layer["quantization"]["output_state"]["scale"], 127),
+        "quantized_cell_clip": quantized_clip(layer["cell_clip"], layer["quantization"]["cell_state"]["scale"], 32767),
         "distinct_outputs": distinct,
         "optimized_kernels_agree": bool(np.array_equal(y, y_opt)),
         "seed": seed,
@@ -437,6 +464,7 @@ def make_case(case, out_dir: Path, seed: int):
           f"P={layer['n_output']} zp(x)={entry['input_zero_point']} "
           f"zp(y)={entry['output_zero_point']} zp(h)={entry['hidden_zero_point']} "
           f"log2(s_c)={entry['cell_scale_log2']:g} distinct={distinct} "
+          f"clips(cell, proj)=({entry['quantized_cell_clip']}, {entry['quantized_proj_clip']}) "
           f"optimized==reference: {entry['optimized_kernels_agree']}", file=sys.stderr)
     return entry
 
