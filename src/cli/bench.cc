@@ -16,7 +16,7 @@ namespace {
 
 using AddBenchmark = void (*)(CLI::App& bench);
 
-constexpr std::array<AddBenchmark, 1> kBenchmarks{add_bench_gemm};
+constexpr std::array<AddBenchmark, 2> kBenchmarks{add_bench_gemm, add_bench_lstm};
 
 }  // namespace
 

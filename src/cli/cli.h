@@ -5,6 +5,7 @@
 // every command, parses, and turns errors into one line on stderr.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -34,7 +35,13 @@ void add_info_command(CLI::App& app);   // info.cc
 void add_bench_commands(CLI::App& app); // bench.cc
 void add_bench_gemm(CLI::App& bench);   // bench_gemm.cc: `lowbit bench gemm`
 void add_eval_command(CLI::App& app);   // eval.cc
+// eval_lm.cc: `lowbit eval` on an LSTM model file; returns false (doing nothing else) when the
+// file is not an LSTM model.
+bool eval_lm_if_lstm(const std::string& model_path, const std::string& data, bool as_json, int64_t limit);
 void add_train_command(CLI::App& app);  // train.cc
 void add_export_command(CLI::App& app); // export.cc
+void add_run_command(CLI::App& app);    // run.cc
+void add_quantize_command(CLI::App& app); // quantize.cc
+void add_bench_lstm(CLI::App& bench);   // bench_lstm.cc: `lowbit bench lstm`
 
 }  // namespace lowbit::cli

@@ -159,11 +159,12 @@ void add_eval_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "eval", "Run an exported model on a dataset's test split: error, throughput and size");
   cmd->add_option("model", opts->model, "Model file written by the exporter")->required();
-  cmd->add_option("--data", opts->data, "Dataset folder (MNIST-style IDX files: t10k-images/labels)")->required();
+  cmd->add_option("--data", opts->data, "Dataset folder (MNIST-style IDX files: t10k-images/labels; PTB folder for lstm_lm models)")->required();
   cmd->add_flag("--json", opts->json, "Print one JSON object instead of text");
   cmd->add_option("--batch", opts->batch, "Batch size of the large-batch timing (default 1000)");
   cmd->add_option("--limit", opts->limit, "Use only the first N test examples (default: all)");
   cmd->callback([opts] {
+    if (eval_lm_if_lstm(opts->model, opts->data, opts->json, opts->limit)) return;  // lstm_lm: perplexity
     const json j = evaluate(*opts);
     if (opts->json) std::cout << j.dump(2) << '\n';
     else print_text(j);

@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
   lowbit::cli::add_train_command(app);
   lowbit::cli::add_export_command(app);
   lowbit::cli::add_eval_command(app);
+  lowbit::cli::add_run_command(app);
+  lowbit::cli::add_quantize_command(app);
 
   // Set after the commands are added: subcommands copy their parent's footer when created.
   app.footer(
