@@ -113,6 +113,11 @@ CASES = [
     dict(name="projection_clip_applied", source="flatbuffer", cifg=False, peephole=False,
          projection=True, layer_norm=False, T=6, B=3, n_input=5, n_cell=8, n_output=6,
          set_proj_clip=0.3),
+    # The hidden zero point moved far from its calibrated value (a valid TFLite model), so
+    # that the int8 hidden value saturates often: pins where TFLite clamps it.
+    dict(name="projection_hidden_zp_moved", source="flatbuffer", cifg=False, peephole=True,
+         projection=True, layer_norm=False, T=6, B=3, n_input=5, n_cell=6, n_output=6,
+         projection_bias=True, set_hidden_zp=90),
     # CIFG together with layer norm is left out: TFLite's integer kernel keeps the cell state
     # at 0 and the output constant for every such model (see tests/litert/README.md).
 ]
@@ -402,12 +407,16 @@ def run_litert(flatbuffer: bytes, x_tbi: np.ndarray, time_major: bool, reference
     return np.ascontiguousarray(y if time_major else y.transpose(1, 0, 2))
 
 
-def set_proj_clip(flatbuffer: bytes, clip: float) -> bytes:
-    """The quantized model with the LSTM's projection clip replaced."""
+def edit_quantized(flatbuffer: bytes, proj_clip=None, hidden_zp=None) -> bytes:
+    """The quantized model with the LSTM's projection clip or hidden zero point replaced."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
-    model.subgraphs[0].operators[0].builtinOptions.projClip = clip
+    op = model.subgraphs[0].operators[0]
+    if proj_clip is not None:
+        op.builtinOptions.projClip = proj_clip
+    if hidden_zp is not None:
+        model.subgraphs[0].tensors[op.intermediates[4]].quantization.zeroPoint = [hidden_zp]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
@@ -425,8 +434,8 @@ def make_case(case, out_dir: Path, seed: int):
         quantized = keras_quantized(case, rng)
     else:
         quantized = quantize_flatbuffer(case, float_flatbuffer(case, float_weights(case, rng)), rng)
-    if "set_proj_clip" in case:
-        quantized = set_proj_clip(quantized, case["set_proj_clip"])
+    if "set_proj_clip" in case or "set_hidden_zp" in case:
+        quantized = edit_quantized(quantized, case.get("set_proj_clip"), case.get("set_hidden_zp"))
     meta, tensors, time_major = lowbit_model(case, quantized)
     layer = meta["model"]["layers"][0]
     x = rng.integers(-128, 128, (case["T"], case["B"], layer["n_input"]), dtype=np.int16)
