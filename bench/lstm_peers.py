@@ -216,11 +216,12 @@ def bench_lowbit(args) -> list[dict]:
 
 
 def lowbit_results(rep) -> list[dict]:
-    """[{hidden, precision ('int8' | 'f32'), us_per_step}] from `lowbit bench lstm --json`."""
+    """[{hidden, precision ('int8' | 'f32'), us_per_step}] from `lowbit bench lstm --json`:
+    {"results": [{"hidden", "impl": "f32" | "int8", "seconds" (one run), "steps", ...}]}."""
     rows = rep.get("results", rep) if isinstance(rep, dict) else rep
     out = []
     for r in rows:
-        prec = str(r.get("precision", r.get("kind", "")))
+        prec = str(r.get("impl", r.get("precision", "")))
         prec = "int8" if prec.startswith(("int", "i8")) else "f32" if prec.startswith(("f", "F")) else prec
         if "us_per_step" in r:
             us = float(r["us_per_step"])
