@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 #include <vector>
 
 #include "lowbit/core/error.h"
 #include "lowbit/quant/integer_ops.h"
+#include "test_util.h"
 
 namespace lowbit::quant::iops {
 namespace {
@@ -69,6 +71,42 @@ TEST(IntegerOps, SigmoidAndTanhFollowTheFloatFunctions) {
   EXPECT_EQ(logistic(0), 16384);
   EXPECT_EQ(tanh(0, 3), 0);
   EXPECT_EQ(exp_on_negative_values(0, 3), 32767);
+}
+
+TEST(IntegerOps, ArrayFormsEqualTheElementFunctionsOnEveryInput) {
+  V16 in(65536), out(65536);
+  for (int32_t a = -32768; a <= 32767; ++a) in[static_cast<std::size_t>(a + 32768)] = static_cast<int16_t>(a);
+  lowbit::testing::for_each_isa([&](cpu::IsaLevel) {
+    apply_sigmoid(in.data(), 65536, out.data());
+    for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(out[i], logistic(in[i])) << in[i];
+    for (int k = 0; k <= 6; ++k) {
+      apply_tanh(k, in.data(), 65536, out.data());
+      for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(out[i], tanh(in[i], k)) << in[i] << " bits " << k;
+    }
+  });
+}
+
+TEST(IntegerOps, RescaleAccumulateEqualsTheMatmulEpilogue) {
+  std::mt19937 rng(3);
+  const int64_t n = 37;
+  std::vector<int32_t> acc(n), bias(n);
+  V16 init(n);
+  for (int64_t j = 0; j < n; ++j) {
+    acc[j] = static_cast<int32_t>(rng());
+    bias[j] = static_cast<int32_t>(rng()) >> (j % 20);
+    init[j] = static_cast<int16_t>(rng());
+  }
+  for (int shift : {-31, -20, -3, 0, 2, 30}) {
+    const int32_t m = (1 << 30) + static_cast<int32_t>(rng() % (1u << 30));
+    V16 want = init;
+    for (int64_t j = 0; j < n; ++j)
+      want[j] = sat16(multiply_by_quantized_multiplier(wrap_add32(bias[j], acc[j]), m, shift) + want[j]);
+    lowbit::testing::for_each_isa([&](cpu::IsaLevel) {
+      V16 got = init;
+      rescale_accumulate(acc.data(), bias.data(), m, shift, n, got.data());
+      ASSERT_EQ(got, want) << "shift " << shift;
+    });
+  }
 }
 
 TEST(IntegerOps, TanhRejectsUnsupportedIntegerBits) {

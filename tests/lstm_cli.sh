@@ -28,6 +28,8 @@ expect_error "width mismatch" "n_input = 5" "$lowbit" run "$tmp/lstm_int.lbm" --
 expect_error "empty sequence" "empty sequence" "$lowbit" run "$tmp/lstm_int.lbm" --input "$tmp/empty_int8.npy" --output "$tmp/o.npy"
 expect_error "wrong dtype" "takes <f4" "$lowbit" run "$tmp/lstm_float.lbm" --input "$tmp/x_int8.npy" --output "$tmp/o.npy"
 expect_error "not npy" "bad magic" "$lowbit" run "$tmp/lstm_int.lbm" --input "$tmp/q.txt" --output "$tmp/o.npy"
+expect_error "empty calibration" "calibration set is empty" "$lowbit" quantize "$tmp/lstm_float.lbm" --calib "$tmp/empty_calib.npy" --out "$tmp/x.lbm"
+expect_error "unsupported kind" "supports float LSTM models" "$lowbit" quantize "$tmp/other.lbm" --calib "$tmp/calib.npy" --out "$tmp/x.lbm"
 expect_error "already integer" "already integer" "$lowbit" quantize "$tmp/lstm_int.lbm" --calib "$tmp/calib.npy" --out "$tmp/x.lbm"
 
 "$lowbit" quantize "$tmp/lm_float.lbm" --calib "$tmp/ptb" --out "$tmp/lm_int.lbm" --calib-tokens 200 >/dev/null
@@ -48,5 +50,20 @@ else
 fi
 out=$("$lowbit" eval "$tmp/lm_int.lbm" --data "$tmp/ptb" --json --limit 50)
 if [[ $out == *'"tokens": 50'* ]]; then pass "eval --limit"; else fail "eval --limit: $out"; fi
+
+# Feed-forward networks: uint8 [N, features] -> float32 logits [N, classes] (the network of
+# RuntimeEval.WriteCliFixture takes 6x5x1 images and has 10 classes).
+mkdir -p "$tmp/ff"
+LOWBIT_EVAL_FIXTURE_DIR=$tmp/ff "$tests" --gtest_filter=RuntimeEval.WriteCliFixture >/dev/null
+"$lowbit" run "$tmp/ff/model.lbm" --input "$tmp/pixels_u8.npy" --output "$tmp/ff_logits.npy"
+if [[ $(head -c 128 "$tmp/ff_logits.npy" | tr -d '\0') == *"'<f4'"*"(3, 10)"* ]]; then pass "run feed-forward"; else fail "feed-forward logits header"; fi
+expect_error "feed-forward dtype" "uint8" "$lowbit" run "$tmp/ff/model.lbm" --input "$tmp/x_f32.npy" --output "$tmp/o.npy"
+
+out=$("$lowbit" bench lstm --hidden 8,12 --steps 3 --min-time 0 --json)
+ok=1
+for key in '"impl": "f32"' '"impl": "int8"' '"hidden": 12' '"steps": 3' '"batch": 1' '"threads"' '"seconds"' '"weight_bytes"'; do
+  [[ $out == *"$key"* ]] || ok=0
+done
+if [[ $ok -eq 1 ]]; then pass "bench lstm --json"; else fail "bench lstm --json: $out"; fi
 
 finish

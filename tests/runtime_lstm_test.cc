@@ -330,6 +330,18 @@ TEST(RuntimeLstm, WriteCliFixture) {
   q.run_integer(xq.data(), T, s, yq.data());
   io::write_npy((dir / "expected_int8.npy").string(), io::make_npy<int8_t>({T, B, 4}, yq.data()));
   io::write_npy((dir / "empty_int8.npy").string(), io::make_npy<int8_t>({0, B, 5}, xq.data()));
+  io::write_npy((dir / "empty_calib.npy").string(), io::make_npy<float>({0, 3, 5}, calib.data()));
+  {
+    std::vector<uint8_t> px(3 * 30);
+    for (auto& v : px) v = static_cast<uint8_t>(rng() % 256);
+    io::write_npy((dir / "pixels_u8.npy").string(), io::make_npy<uint8_t>({3, 30}, px.data()));
+  }
+  {
+    io::ModelFile other;
+    other.metadata = R"({"model": {"kind": "feedforward"}})";
+    other.add("w", io::Array::zeros(io::ElemType::F32, {2}));
+    io::save((dir / "other.lbm").string(), other);
+  }
   std::vector<int8_t> wide(static_cast<std::size_t>(T * B * 6), 0);
   io::write_npy((dir / "wide_int8.npy").string(), io::make_npy<int8_t>({T, B, 6}, wide.data()));
 

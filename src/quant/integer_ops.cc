@@ -125,15 +125,7 @@ int16_t tanh(int16_t a, int integer_bits) {
   return a < 0 ? wrap16(-static_cast<int32_t>(t)) : t;
 }
 
-void apply_sigmoid(const int16_t* in, int64_t count, int16_t* out) {
-  for (int64_t i = 0; i < count; ++i) out[i] = logistic(in[i], 3);
-}
-
-void apply_tanh(int integer_bits, const int16_t* in, int64_t count, int16_t* out) {
-  LOWBIT_CHECK(integer_bits >= 0 && integer_bits <= 6, "integer tanh: ", integer_bits,
-               " integer bits (supported 0..6; for the LSTM cell this means a cell scale of 2^-15 .. 2^-9)");
-  for (int64_t i = 0; i < count; ++i) out[i] = tanh(in[i], integer_bits);
-}
+// apply_sigmoid and apply_tanh (the vectorized array forms) are in integer_ops_vec.cc.
 
 QuantizedMultiplier inv_sqrt_multiplier(int32_t input, int reverse_shift) {
   LOWBIT_CHECK(input >= 0, "inv_sqrt_multiplier: negative input ", input);

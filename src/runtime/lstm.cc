@@ -1,6 +1,7 @@
 // LSTM models: loading and validation, float step, integer 8x8_16 step (reference and fast
 // path). See runtime/lstm.h and docs/formats.md ("LSTM models").
 #include "lowbit/runtime/lstm.h"
+#include "lowbit/runtime/lstm_integer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -41,10 +42,7 @@ namespace {
 constexpr const char* kGate[4] = {"input", "forget", "cell", "output"};
 enum { kI = 0, kF = 1, kC = 2, kO = 3 };
 
-struct QParam {
-  float scale = 0.0f;
-  int32_t zero_point = 0;
-};
+using QParam = LstmQuant;
 
 struct FloatLayer {
   LstmLayerSpec spec;
@@ -54,30 +52,6 @@ struct FloatLayer {
   std::vector<float> bias[4], peep[4], ln[4];
   std::vector<float> proj;       // [P, C]
   std::vector<float> proj_bias;  // [P] or empty
-};
-
-struct IntGate {
-  std::vector<int8_t> wx, wh;            // [C, I], [C, P]
-  std::vector<int32_t> bias_x, bias_h;   // folded (zero points, gate bias without layer norm)
-  QuantizedMultiplier mx, mh, mp, mln;   // input, recurrent, peephole, layer norm
-  int32_t ln_guard = 1;
-  std::vector<int16_t> peep, ln_w;
-  std::vector<int32_t> ln_bias;  // the gate bias, used inside the layer norm
-};
-
-struct IntLayer {
-  LstmLayerSpec spec;
-  std::vector<int> gates;
-  IntGate g[4];
-  kernels::PackedWeightsI8 wx_all, wh_all, proj_packed;
-  std::vector<int8_t> proj;
-  std::vector<int32_t> proj_bias;  // folded: b + zp_hidden · rowsum
-  QuantizedMultiplier mproj, mhidden;
-  QParam x, h, hidden;
-  float cell_scale_real = 0.0f;
-  int cell_scale = -15;
-  int16_t cell_clip = 0;
-  int8_t proj_clip = 0;
 };
 
 // ---- metadata and tensor access ------------------------------------------------------------
@@ -246,13 +220,13 @@ FloatLayer load_float_layer(const Reader& r, const LstmLayerSpec& s) {
   return L;
 }
 
-IntLayer load_int_layer(const Reader& r, const LstmLayerSpec& s, const json& layer_json) {
+IntegerLstmLayer load_int_layer(const Reader& r, const LstmLayerSpec& s, const json& layer_json) {
   const std::string where = r.source + ": layer " + s.name;
   check_absent_features(r, s);
   LOWBIT_CHECK(layer_json.contains("quantization") && layer_json["quantization"].is_object(), where,
                ": \"quantization\" (required for integer precision) is missing");
   const json& q = layer_json["quantization"];
-  IntLayer L;
+  IntegerLstmLayer L;
   L.spec = s;
   L.gates = gates_of(s);
   const int64_t C = s.n_cell, I = s.n_input, P = s.n_output;
@@ -283,7 +257,7 @@ IntLayer load_int_layer(const Reader& r, const LstmLayerSpec& s, const json& lay
 
   const float s_x = L.x.scale, s_h = L.h.scale, s_hidden = L.hidden.scale;
   for (int g : L.gates) {
-    IntGate& G = L.g[g];
+    IntegerLstmGate& G = L.g[g];
     const std::string wxn = std::string("input_to_") + kGate[g] + "_weights";
     const std::string whn = std::string("recurrent_to_") + kGate[g] + "_weights";
     const std::string bn = std::string(kGate[g]) + "_gate_bias";
@@ -326,21 +300,12 @@ IntLayer load_int_layer(const Reader& r, const LstmLayerSpec& s, const json& lay
     const float s_wp = get_qparam(q, "projection_weights", false, where).scale;
     const float eff_proj = s_wp * s_hidden / s_h;
     L.mproj = multiplier_of(eff_proj, "projection_weights", where);
-    L.proj_packed = kernels::PackedWeightsI8::pack(L.proj, P, C, C);
   }
   if (s.cell_clip > 0.0f)
     L.cell_clip = static_cast<int16_t>(std::min(std::max(s.cell_clip / cell.scale, -32768.0f), 32767.0f));
   if (s.proj_clip > 0.0f)
     L.proj_clip = static_cast<int8_t>(std::min(std::max(s.proj_clip / s_h, -128.0f), 127.0f));
-  // Concatenated gate matrices for the fast path.
-  std::vector<int8_t> wx_all, wh_all;
-  for (int g : L.gates) {
-    wx_all.insert(wx_all.end(), L.g[g].wx.begin(), L.g[g].wx.end());
-    wh_all.insert(wh_all.end(), L.g[g].wh.begin(), L.g[g].wh.end());
-  }
-  const auto G = static_cast<int64_t>(L.gates.size());
-  L.wx_all = kernels::PackedWeightsI8::pack(wx_all, G * C, I, I);
-  L.wh_all = kernels::PackedWeightsI8::pack(wh_all, G * C, P, P);
+  L.pack();
   return L;
 }
 
@@ -427,23 +392,10 @@ void float_step(const FloatLayer& L, const float* x, int64_t B, float* h, float*
 
 // ---- integer step ----------------------------------------------------------------------------
 
-struct IntScratch {
-  std::vector<int16_t> gate[4], tmp, tanh_c;
-  std::vector<int8_t> hidden;
-  std::vector<int32_t> accx, acch, accp;
-};
-
-// Rescale one side's raw sums of gate `pos` into the int16 gate (TFLite matmul-accumulate).
+// Rescale one side's raw sums of one gate into the int16 gate (TFLite matmul-accumulate).
 inline void rescale_accumulate(const int32_t* acc, int64_t acc_stride, const int32_t* bias, QuantizedMultiplier m,
                                int64_t B, int64_t C, int16_t* out) {
-  for (int64_t b = 0; b < B; ++b) {
-    const int32_t* a = acc + b * acc_stride;
-    int16_t* o = out + b * C;
-    for (int64_t j = 0; j < C; ++j) {
-      const int32_t v = quant::multiply_by_quantized_multiplier(iops::wrap_add32(bias[j], a[j]), m.multiplier, m.shift);
-      o[j] = iops::sat16(v + o[j]);
-    }
-  }
+  for (int64_t b = 0; b < B; ++b) iops::rescale_accumulate(acc + b * acc_stride, bias, m.multiplier, m.shift, C, out + b * C);
 }
 
 void int_matmul_all(std::span<const int8_t> a, int64_t B, int64_t k, const kernels::PackedWeightsI8& w,
@@ -453,7 +405,10 @@ void int_matmul_all(std::span<const int8_t> a, int64_t B, int64_t k, const kerne
   else kernels::igemm_s32(a, B, k, w, out, w.n());
 }
 
-void int_step(const IntLayer& L, const int8_t* x, int64_t B, int8_t* h, int16_t* c, bool reference, IntScratch& s) {
+}  // namespace
+
+void integer_lstm_step(const IntegerLstmLayer& L, const int8_t* x, int64_t B, int8_t* h, int16_t* c, bool reference,
+                       IntegerLstmScratch& s) {
   const LstmLayerSpec& sp = L.spec;
   const int64_t C = sp.n_cell, I = sp.n_input, P = sp.n_output;
   const auto G = static_cast<int64_t>(L.gates.size());
@@ -466,7 +421,7 @@ void int_step(const IntLayer& L, const int8_t* x, int64_t B, int8_t* h, int16_t*
     int_matmul_all({h, static_cast<std::size_t>(B * P)}, B, P, L.wh_all, s.acch);
   }
   auto gate = [&](int g) {
-    const IntGate& Q = L.g[g];
+    const IntegerLstmGate& Q = L.g[g];
     int16_t* out = s.gate[g].data();
     std::fill(out, out + B * C, int16_t{0});
     if (reference) {
@@ -524,7 +479,22 @@ void int_step(const IntLayer& L, const int8_t* x, int64_t B, int8_t* h, int16_t*
   }
 }
 
-}  // namespace
+void IntegerLstmLayer::pack() {
+  const LstmLayerSpec& s = spec;
+  const int64_t C = s.n_cell, I = s.n_input, P = s.n_output;
+  gates = s.cifg ? std::vector<int>{1, 2, 3} : std::vector<int>{0, 1, 2, 3};
+  std::vector<int8_t> wx_cat, wh_cat;
+  for (int gi : gates) {
+    LOWBIT_CHECK(static_cast<int64_t>(g[gi].wx.size()) == C * I && static_cast<int64_t>(g[gi].wh.size()) == C * P,
+                 "IntegerLstmLayer::pack: gate ", gi, " weights do not match the layer's sizes");
+    wx_cat.insert(wx_cat.end(), g[gi].wx.begin(), g[gi].wx.end());
+    wh_cat.insert(wh_cat.end(), g[gi].wh.begin(), g[gi].wh.end());
+  }
+  const auto G = static_cast<int64_t>(gates.size());
+  wx_all = kernels::PackedWeightsI8::pack(wx_cat, G * C, I, I);
+  wh_all = kernels::PackedWeightsI8::pack(wh_cat, G * C, P, P);
+  if (s.projection) proj_packed = kernels::PackedWeightsI8::pack(proj, P, C, C);
+}
 
 // ---- model ---------------------------------------------------------------------------------
 
@@ -535,7 +505,7 @@ struct LstmModel::Impl {
   bool integer = false;
   std::vector<LstmLayerSpec> specs;
   std::vector<FloatLayer> fl;
-  std::vector<IntLayer> il;
+  std::vector<IntegerLstmLayer> il;
   int64_t vocab = 0, emb_dim = 0;
   std::vector<float> emb_f, head_w, head_b;
   std::vector<int8_t> emb_q, head_q;
@@ -551,7 +521,7 @@ struct LstmModel::State::Impl {
   std::vector<std::vector<int8_t>> hq, xq;
   std::vector<std::vector<int16_t>> cq;
   FloatScratch fs;
-  IntScratch is;
+  IntegerLstmScratch is;
   std::vector<int32_t> acc;
 };
 
@@ -697,7 +667,7 @@ void LstmModel::run_integer(const int8_t* x, int64_t steps, State& state, int8_t
   for (int64_t t = 0; t < steps; ++t) {
     const int8_t* in = x + t * B * I;
     for (std::size_t l = 0; l < impl_->il.size(); ++l) {
-      int_step(impl_->il[l], in, B, s.hq[l].data(), s.cq[l].data(), reference, s.is);
+      integer_lstm_step(impl_->il[l], in, B, s.hq[l].data(), s.cq[l].data(), reference, s.is);
       in = s.hq[l].data();
     }
     std::copy(in, in + B * P, y + t * B * P);

@@ -53,7 +53,8 @@ int16_t logistic(int16_t a, int integer_bits = 3);
 // tanh of a Qk.(15−k) value, 0 <= k <= 6 (throws otherwise), result Q0.15.
 int16_t tanh(int16_t a, int integer_bits);
 
-// Vector forms over n_batch · n values (TFLite ApplySigmoid / ApplyTanh).
+// Array forms over n_batch · n values (TFLite ApplySigmoid / ApplyTanh), vectorized with
+// run-time instruction-set dispatch; identical to the element functions above.
 void apply_sigmoid(const int16_t* in, int64_t count, int16_t* out);
 void apply_tanh(int integer_bits, const int16_t* in, int64_t count, int16_t* out);
 
@@ -87,6 +88,10 @@ void matmul_accumulate_ref(const int8_t* x, int64_t n_batch, int64_t n_in, const
                            const int32_t* bias, int32_t multiplier, int shift, int32_t out_zp, int16_t* out);
 void matmul_accumulate_ref(const int8_t* x, int64_t n_batch, int64_t n_in, const int8_t* w, int64_t n_out,
                            const int32_t* bias, int32_t multiplier, int shift, int32_t out_zp, int8_t* out);
+// The second half of matmul_accumulate on precomputed sums (out_zp 0, int16 output):
+// out[j] = sat16(MBQM(bias[j] + acc[j] (wrapping), multiplier, shift) + out[j]), vectorized.
+void rescale_accumulate(const int32_t* acc, const int32_t* bias, int32_t multiplier, int shift, int64_t n,
+                        int16_t* out);
 // Peephole: out[b,j] = sat16(MBQM(p[j]·c[b,j], multiplier, shift) + out[b,j]), j < n.
 void peephole_accumulate(const int16_t* p, int64_t n, const int16_t* c, int64_t n_batch, int64_t c_stride,
                          int32_t multiplier, int shift, int16_t* out, int64_t out_stride);
