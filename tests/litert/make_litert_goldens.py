@@ -465,6 +465,8 @@ def make_case(case, out_dir: Path, seed: int):
         "cell_scale_log2": float(np.log2(layer["quantization"]["cell_state"]["scale"])),
         "quantized_proj_clip": quantized_clip(layer["proj_clip"], layer["quantization"]["output_state"]["scale"], 127),
         "quantized_cell_clip": quantized_clip(layer["cell_clip"], layer["quantization"]["cell_state"]["scale"], 32767),
+        "edited_after_quantization": {k[4:]: case[k] for k in ("set_proj_clip", "set_hidden_zp")
+                                      if k in case},
         "distinct_outputs": distinct,
         "optimized_kernels_agree": bool(np.array_equal(y, y_opt)),
         "seed": seed,
