@@ -2,8 +2,9 @@
 # Bit-exact conformance of lowbit's integer LSTM with TensorFlow Lite (LiteRT reference
 # kernels): for every case in tests/data/litert/ (NAME.lbm, NAME.in.npy, NAME.out.npy; made by
 # tests/litert/make_litert_goldens.py), `lowbit run NAME.lbm --input NAME.in.npy` must write
-# exactly LiteRT's int8 outputs, with the scalar kernels and with the best the CPU has, on one
-# and on two threads, and with the scalar reference step (`--reference`) when lowbit has it.
+# exactly LiteRT's int8 outputs, with the scalar kernels, the AVX2 kernels and the best the CPU
+# has, on one and on two threads, and with the scalar reference step (`--reference`) when lowbit
+# has it.
 #
 # The comparison needs no Python: each .npy header is parsed here (version 1 to 3 headers;
 # 'descr', 'fortran_order', 'shape'), the dtype and shape must agree, and the data bytes after
@@ -91,8 +92,9 @@ if ! run_help=$("$lowbit" run --help 2>&1); then
   exit 77
 fi
 # Configurations: "label|global options|run options".
-configs=("scalar, 1 thread|--max-isa scalar --threads 1|" "native, 1 thread|--max-isa native --threads 1|"
-         "native, 2 threads|--max-isa native --threads 2|")
+# (--max-isa caps the kernels: on a CPU without AVX2 the avx2 run uses what there is.)
+configs=("scalar, 1 thread|--max-isa scalar --threads 1|" "avx2, 1 thread|--max-isa avx2 --threads 1|"
+         "native, 1 thread|--max-isa native --threads 1|" "native, 2 threads|--max-isa native --threads 2|")
 if [[ $run_help == *--reference* ]]; then
   configs+=("reference step|--threads 1|--reference")
 fi
