@@ -248,10 +248,9 @@ IntegerLstmLayer load_int_layer(const Reader& r, const LstmLayerSpec& s, const j
     LOWBIT_CHECK(L.cell_scale >= -15, where, ": cell_state scale 2^", L.cell_scale,
                  " is below 2^-15 (the integer cell tanh supports 2^-15 .. 2^-9)");
   }
-  if (!s.projection)
-    LOWBIT_CHECK(same_quant(L.hidden, L.h), where, ": without projection the hidden quantization (scale ", L.hidden.scale,
-                 ", zero point ", L.hidden.zero_point, ") must equal the output_state quantization (scale ", L.h.scale,
-                 ", zero point ", L.h.zero_point, ")");
+  // Without projection the kernel copies the hidden codes (hidden quantization) into the output
+  // state, as TFLite does; a file whose two quantizations differ is accepted so that it runs as in
+  // TFLite (lowbit quantize always writes them equal).
   if (s.peephole && s.projection)
     LOWBIT_CHECK(P <= C, where, ": peephole with projection needs n_output <= n_cell in the integer kernel");
 
