@@ -118,6 +118,10 @@ CASES = [
     dict(name="projection_hidden_zp_moved", source="flatbuffer", cifg=False, peephole=True,
          projection=True, layer_norm=False, T=6, B=3, n_input=5, n_cell=6, n_output=6,
          projection_bias=True, set_hidden_zp=90),
+    # Without projection the hidden codes become the output state: a hidden zero point that
+    # differs from the output state's shifts every output (TFLite adds it there).
+    dict(name="plain_hidden_zp_moved", source="flatbuffer", cifg=False, peephole=False,
+         projection=False, layer_norm=False, T=5, B=2, n_input=4, n_cell=6, set_hidden_zp=40),
     # CIFG together with layer norm is left out: TFLite's integer kernel keeps the cell state
     # at 0 and the output constant for every such model (see tests/litert/README.md).
 ]
