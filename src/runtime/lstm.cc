@@ -343,17 +343,15 @@ void float_step(const FloatLayer& L, const float* x, int64_t B, float* h, float*
         for (int64_t j = 0; j < C; ++j) o[j] += L.peep[g][static_cast<std::size_t>(j)] * cs[b * C + j];
       if (sp.layer_norm) {
         if (rg) rg->gate[g].update(o, C);
-        double sum = 0, sq = 0;
-        for (int64_t j = 0; j < C; ++j) {
-          sum += o[j];
-          sq += static_cast<double>(o[j]) * o[j];
-        }
-        const double mean = sum / static_cast<double>(C);
-        const double var = sq / static_cast<double>(C) - mean * mean;
-        const double inv = 1.0 / std::sqrt(var > 0.0 ? var : 1e-8);
+        // TFLite's float MeanStddevNormalization: two passes in float32, 1/sqrt(variance + 1e-8).
+        float sum = 0.0f;
+        for (int64_t j = 0; j < C; ++j) sum += o[j];
+        const float mean = sum / static_cast<float>(C);
+        float sum_diff_sq = 0.0f;
+        for (int64_t j = 0; j < C; ++j) sum_diff_sq += (o[j] - mean) * (o[j] - mean);
+        const float inv = 1.0f / std::sqrt(sum_diff_sq / static_cast<float>(C) + 1e-8f);
         for (int64_t j = 0; j < C; ++j)
-          o[j] = static_cast<float>((o[j] - mean) * inv) * L.ln[g][static_cast<std::size_t>(j)] +
-                 L.bias[g][static_cast<std::size_t>(j)];
+          o[j] = (o[j] - mean) * inv * L.ln[g][static_cast<std::size_t>(j)] + L.bias[g][static_cast<std::size_t>(j)];
       } else {
         for (int64_t j = 0; j < C; ++j) o[j] += L.bias[g][static_cast<std::size_t>(j)];
       }

@@ -112,10 +112,23 @@ std::vector<LstmLayerRanges> calibrate_lstm_lm(const LstmModel& m, const int32_t
   LOWBIT_CHECK(!m.is_integer(), "quantize: the model is already integer");
   LOWBIT_CHECK(m.kind() == LstmKind::lstm_lm, "calibrate_lstm_lm: needs a kind lstm_lm model");
   LOWBIT_CHECK(steps > 0, "quantize: the calibration set is empty");
+  // The head plays no part in the ranges: run the embedding rows through the layers only.
+  const auto emb = m.file().get("embedding").values<float>();
+  const int64_t E = m.n_input(), V = m.vocab_size(), chunk = 256;
   std::vector<LstmLayerRanges> r(m.layers().size());
   auto state = m.initial_state(1);
-  std::vector<float> logits(static_cast<std::size_t>(m.vocab_size()));
-  for (int64_t t = 0; t < steps; ++t) m.run_lm(tokens + t, 1, state, logits.data(), false, &r);
+  std::vector<float> x, y;
+  for (int64_t t0 = 0; t0 < steps; t0 += chunk) {
+    const int64_t n = std::min(chunk, steps - t0);
+    x.resize(static_cast<std::size_t>(n * E));
+    y.resize(static_cast<std::size_t>(n * m.n_output()));
+    for (int64_t t = 0; t < n; ++t) {
+      const int32_t id = tokens[t0 + t];
+      LOWBIT_CHECK(id >= 0 && id < V, "quantize: calibration token id ", id, " outside the vocabulary (", V, ")");
+      std::copy_n(emb.data() + id * E, E, x.data() + t * E);
+    }
+    m.run_float(x.data(), n, state, y.data(), &r);
+  }
   return r;
 }
 
