@@ -5,7 +5,8 @@
 #   - PyTorch 1.13 (CPU), OpenBLAS and matplotlib from Debian (python3-torch,
 #     libopenblas0-openmp, python3-matplotlib), seen through --system-site-packages;
 #   - from PyPI, pinned: tensorflow 2.16 + tf-keras 2.16 (Keras 2, which larq needs), larq,
-#     larq-compute-engine 0.16 (built against TensorFlow 2.16: keep the two in step).
+#     larq-compute-engine 0.16 (built against TensorFlow 2.16: keep the two in step),
+#     ai-edge-litert 1.4 (the LiteRT interpreter: integer LSTM peer and conformance goldens).
 # Safe to run again: it installs only what is missing. Needs network access to the Debian
 # archive and PyPI the first time (about 1 GB of wheels). Usage:
 #   bash scripts/bench-env.sh           # then: .venv-bench/bin/python bench/bnn_mlp_peers.py
@@ -96,11 +97,13 @@ fi
 # Show what the benchmark will use (also proves that every import works).
 TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=3 "$py" - <<'EOF'
 import numpy, torch, matplotlib, tensorflow as tf, larq, larq_compute_engine as lce
+from ai_edge_litert import interpreter as litert
 from importlib import metadata
 print("bench-env: numpy", numpy.__version__, "| torch", torch.__version__,
       "| tensorflow", tf.__version__, "| tf-keras", metadata.version("tf-keras"),
       "| larq", metadata.version("larq"),
       "| larq-compute-engine", metadata.version("larq-compute-engine"),
+      "| ai-edge-litert", metadata.version("ai-edge-litert"),
       "| matplotlib", matplotlib.__version__)
 EOF
 echo "bench-env: ready; run .venv-bench/bin/python bench/bnn_mlp_peers.py --help"

@@ -451,8 +451,11 @@ void integer_lstm_step(const IntegerLstmLayer& L, const int8_t* x, int64_t B, in
   if (L.cell_clip > 0) iops::clip16(c, n, L.cell_clip);
   gate(kO);
   iops::apply_tanh(15 + L.cell_scale, c, n, s.tanh_c.data());
+  // With a projection TFLite 2.16 (and LiteRT 1.4) quantizes the hidden value with the zero point
+  // subtracted, consistent with the +zp_hidden·rowsum(W_proj) folded into the projection bias;
+  // without one the hidden value is the output state and the zero point is added.
   iops::cwise_mul_to_int8(s.gate[kO].data(), s.tanh_c.data(), n, L.mhidden.multiplier, L.mhidden.shift,
-                          L.hidden.zero_point, s.hidden.data());
+                          sp.projection ? -L.hidden.zero_point : L.hidden.zero_point, s.hidden.data());
   if (sp.projection) {
     std::fill(h, h + B * P, int8_t{0});
     if (reference) {

@@ -12,9 +12,12 @@
 // the effective multipliers and folded biases are derived at load time from the real scales in
 // the file as TFLite's Prepare does (float32 products left to right, then QuantizeMultiplier),
 // and the step reproduces two of the kernel's quirks on purpose:
-//   * the hidden value o·tanh(c) is quantized with "+ zero point" while the projection's folded
-//     bias adds +zp_hidden·rowsum(W_proj) (TF >= 2.10 behaviour; the two only agree when the
-//     hidden zero point is 0);
+//   * with a projection the hidden value o·tanh(c) is quantized with the zero point subtracted,
+//     clamp(MBQM(o·tanh(c)) − zp_hidden), and the projection's folded bias adds
+//     +zp_hidden·rowsum(W_proj) (consistent with each other; the int8 clamp then cuts at
+//     −128 + zp_hidden and 127 + zp_hidden); without a projection the zero point is added, as
+//     for the output state it becomes (checked against TF 2.16.2 and LiteRT 1.4.0,
+//     tests/data/litert/);
 //   * the peephole terms of the input and forget gates cover n_output cells per batch row and read
 //     the cell state with a row stride of n_output (TFLite passes n_output as the length); with a
 //     projection and n_output < n_cell, later cells get no peephole term. Without projection

@@ -5,9 +5,10 @@
 //   input x, output state/output (union of ranges)
 //                   int8 asymmetric: range extended to include 0, s = (max − min)/255,
 //                   zp = round(−128 − min/s) clamped to [−128, 127]
-//   hidden o·tanh(c) (projection only) int8 symmetric, s = max|h|/127, zp 0: TFLite's kernel
-//                   adds the hidden zero point when it quantizes h but also folds
-//                   +zp·rowsum(W_proj) into the projection bias, so only zp = 0 is exact
+//   hidden o·tanh(c) (projection only) int8 symmetric, s = max|h|/127, zp 0 (TFLite's kernel
+//                   subtracts the hidden zero point when it quantizes h and folds
+//                   +zp·rowsum(W_proj) into the projection bias; with zp 0 the int8 clamp of
+//                   h is symmetric)
 //   weights         int8 symmetric narrow, per tensor: s = max|w|/127
 //   peephole, LN    int16 symmetric narrow: s = max|w|/32767
 //   gate bias       int32, s = s_x · s_W(input→gate) without layer norm, s_LN · 2^-10 with it
