@@ -5,6 +5,7 @@
 // every command, parses, and turns errors into one line on stderr.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -36,5 +37,16 @@ void add_bench_gemm(CLI::App& bench);   // bench_gemm.cc: `lowbit bench gemm`
 void add_eval_command(CLI::App& app);   // eval.cc
 void add_train_command(CLI::App& app);  // train.cc
 void add_export_command(CLI::App& app); // export.cc
+
+// MemN2N (bAbI) commands, reached from train/export/eval when the recipe or model is a MemN2N.
+struct Memn2nTrainArgs {
+  std::string recipe, out;
+  std::optional<std::string> data, task;
+  std::optional<int64_t> epochs;
+  std::optional<uint64_t> seed;
+  std::optional<int> runs, int_bits;
+  bool verbose = false;
+};
+void run_memn2n_train(const Memn2nTrainArgs& args);  // train_memn2n.cc
 
 }  // namespace lowbit::cli

@@ -169,6 +169,19 @@ namespace {
 
 inline float sgn(float x) { return x >= 0.0f ? 1.0f : -1.0f; }
 
+// quant::fixed_quantize (truncation) inlined for the inner loops; same results.
+struct FastQ {
+  float scale, inv, maxc;
+  bool binary;
+  explicit FastQ(FixedFormat f)
+      : scale(std::ldexp(1.0f, f.frac_bits)), inv(std::ldexp(1.0f, -f.frac_bits)),
+        maxc(std::ldexp(1.0f, f.int_bits + f.frac_bits) - 1.0f), binary(f.is_binary()) {}
+  float operator()(float x) const {
+    if (binary) return x >= 0.0f ? 1.0f : -1.0f;
+    return std::copysign(std::min(std::floor(std::fabs(x) * scale), maxc) * inv, x);
+  }
+};
+
 struct Quantizers {
   const Config& cfg;
   FixedFormat act, att;
@@ -210,7 +223,8 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   };
   auto quant_to = [&](float* x, int64_t len, FixedFormat f) {
     if (!q) return;
-    for (int64_t i = 0; i < len; ++i) x[i] = quant::fixed_quantize(x[i], f);
+    const FastQ fq(f);
+    for (int64_t i = 0; i < len; ++i) x[i] = fq(x[i]);
   };
   // Sum of the sentence's rows of matrix `mat` in slot `s` (+ its time row).
   auto embed = [&](const std::vector<float>& Q, const int32_t* w, int64_t len, int64_t trow, float* out) {
@@ -284,7 +298,12 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
         for (int64_t j = 0; j < d; ++j) acc += sgn(m[j]) * sgn(u[j]);
         acc *= scale;
       } else if (q) {
-        for (int64_t j = 0; j < d; ++j) acc += hamming_similarity(m[j], u[j], act);
+        // hamming_similarity inlined
+        const float fs = std::ldexp(1.0f, act.frac_bits), un1 = std::ldexp(1.0f, -(act.int_bits + act.frac_bits));
+        for (int64_t j = 0; j < d; ++j) {
+          const float t = std::floor(std::fabs(m[j] - u[j]) * fs) * un1;
+          acc += sgn(m[j]) * sgn(u[j]) * std::max(0.0f, top - t);
+        }
         acc *= scale;
       } else {
         for (int64_t j = 0; j < d; ++j) acc += sgn(m[j]) * sgn(u[j]) * (top - std::fabs(m[j] - u[j]) * inv2i);

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "lowbit/data/babi.h"
+#include "lowbit/io/model_file.h"
 #include "lowbit/quant/fixed_q.h"
 
 namespace lowbit::nn::memn2n {
@@ -175,5 +176,44 @@ EvalResult evaluate(const Model& model, std::span<const Example> examples);
 TrainOutcome train(const Config& cfg, const TrainConfig& tc, int64_t vocab_size, std::span<const Example> train_set,
                    std::span<const Example> valid_set, std::span<const Example> test_set,
                    const std::function<void(const EpochReport&)>& on_epoch = {});
+
+// Recipes and files ----------------------------------------------------------------------------
+//
+// A MemN2N recipe is a JSON object with "kind": "memn2n" (docs/training.md):
+//   "data":     {"path": task folder, "fallback_path": folder for files missing there, "task": 1..20 |
+//                "all" (each task separately) | "joint", "valid_fraction": 0.1}
+//   "model":    Config keys: dim, hops, tying ("adjacent"|"layerwise"), encoding ("bow"|"position"),
+//               temporal, memory_size, addressing ("dot"|"hamming"), score_shift, and
+//               "quantization": {act_bits, act_int_bits, weight_bits, weight_int_bits, mq} (absent: float)
+//   "training": TrainConfig keys (epochs, batch, lr, lr_halve_every, clip, init_std,
+//               linear_start_epochs, random_time, shuffle, early_stopping, seed) and runs
+// Unknown keys are errors.
+struct Recipe {
+  std::string name, source;
+  std::string data_path, fallback_path;
+  std::string task = "1";
+  double valid_fraction = 0.1;
+  Config model;
+  TrainConfig training;
+  int runs = 1;
+};
+bool is_memn2n_recipe(const std::string& path);
+Recipe load_recipe(const std::string& path);
+std::string recipe_json(const Recipe& r);     // the recipe (with overrides) as JSON text
+std::string config_json(const Config& c);     // the "model" object
+Config config_from_json(const std::string& text, const std::string& source);
+
+// A trained model file (best.lbm): metadata {"kind": "memn2n-train", "config", "vocab", plus the
+// entries of `extra` (a JSON object text)} and one F32 tensor per matrix.
+io::ModelFile to_model_file(const Model& model, std::span<const std::string> vocab, const std::string& extra = "{}");
+struct Trained {
+  Model model;
+  std::vector<std::string> vocab;
+  std::string metadata;  // JSON text
+};
+bool is_memn2n_file(const io::ModelFile& file);
+// `path` is a run folder (its best.lbm) or a .lbm file.
+Trained load_trained(const std::string& path);
+Trained from_model_file(const io::ModelFile& file, const std::string& source);
 
 }  // namespace lowbit::nn::memn2n
