@@ -48,5 +48,13 @@ struct Memn2nTrainArgs {
   bool verbose = false;
 };
 void run_memn2n_train(const Memn2nTrainArgs& args);  // train_memn2n.cc
+// eval_babi.cc
+bool is_memn2n_run(const std::string& path);         // a training folder or .lbm of a MemN2N
+bool is_memn2n_model_file(const std::string& path);  // an exported MemN2N model file
+void run_memn2n_export(const std::string& run, const std::string& out, const std::optional<std::string>& data,
+                       bool compare, bool as_json);
+void run_memn2n_eval(const std::string& model, const std::string& data, const std::optional<std::string>& task,
+                     int64_t limit, bool as_json);
+void add_explain_command(CLI::App& app);
 
 }  // namespace lowbit::cli

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   lowbit::cli::add_train_command(app);
   lowbit::cli::add_export_command(app);
   lowbit::cli::add_eval_command(app);
+  lowbit::cli::add_explain_command(app);
 
   // Set after the commands are added: subcommands copy their parent's footer when created.
   app.footer(

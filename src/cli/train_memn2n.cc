@@ -6,6 +6,7 @@
 //
 // Layout: a single task and run writes into DIR itself; otherwise DIR/task-NN/run-R (task-joint
 // for joint training).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -162,13 +163,24 @@ void run_memn2n_train(const Memn2nTrainArgs& a) {
                       tname.c_str(), run, static_cast<long long>(e.epoch), e.train_loss, 100 * e.train_error,
                       100 * e.valid_error, 100 * e.test_error, e.seconds, e.best ? "  (best)" : "");
       });
-      const json extra = {{"task", tname},
+      json extra = {{"task", tname},
                           {"run", run},
                           {"seed", tc.seed},
                           {"best_epoch", o.best_epoch},
                           {"valid_error", o.best_valid_error},
                           {"test_error", o.best_test_error},
                           {"dataset", "babi"}};
+      {
+        double mem_sum = 0, word_sum = 0, q_sum = 0;
+        for (const mm::Example& x : tr) {
+          mem_sum += static_cast<double>(x.sentences());
+          word_sum += static_cast<double>(x.words.size());
+          q_sum += static_cast<double>(x.query.size());
+        }
+        extra["mean_memories"] = mem_sum / static_cast<double>(tr.size());
+        extra["mean_words"] = word_sum / std::max(1.0, mem_sum);
+        extra["mean_query_words"] = q_sum / static_cast<double>(tr.size());
+      }
       io::save((dir / "best.lbm").string(), mm::to_model_file(o.best, vocab_words(vocab), extra.dump()));
       json run_json = extra;
       run_json["command"] = cmd;

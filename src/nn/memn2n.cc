@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <unordered_map>
 
 #include "lowbit/core/error.h"
 #include "lowbit/core/threading.h"
@@ -55,8 +56,9 @@ void Config::validate() const {
 
 // Data -----------------------------------------------------------------------------------------
 
-std::vector<Example> encode(std::span<const data::BabiExample> examples, const data::BabiVocabulary& vocab,
-                            int64_t memory_size) {
+namespace {
+template <typename IdFn>
+std::vector<Example> encode_with(std::span<const data::BabiExample> examples, const IdFn& id, int64_t memory_size) {
   std::vector<Example> out;
   out.reserve(examples.size());
   for (const data::BabiExample& e : examples) {
@@ -66,14 +68,33 @@ std::vector<Example> encode(std::span<const data::BabiExample> examples, const d
     const int64_t first = std::max<int64_t>(0, n - memory_size);
     x.offsets.push_back(0);
     for (int64_t i = first; i < n; ++i) {
-      for (const std::string& w : mem[static_cast<size_t>(i)]) x.words.push_back(vocab.id(w));
+      for (const std::string& w : mem[static_cast<size_t>(i)]) x.words.push_back(id(w));
       x.offsets.push_back(static_cast<int32_t>(x.words.size()));
     }
-    for (const std::string& w : e.question) x.query.push_back(vocab.id(w));
-    x.answer = vocab.id(e.answer_token());
+    for (const std::string& w : e.question) x.query.push_back(id(w));
+    x.answer = id(e.answer_token());
     out.push_back(std::move(x));
   }
   return out;
+}
+}  // namespace
+
+std::vector<Example> encode(std::span<const data::BabiExample> examples, const data::BabiVocabulary& vocab,
+                            int64_t memory_size) {
+  return encode_with(examples, [&](const std::string& w) { return vocab.id(w); }, memory_size);
+}
+
+std::vector<Example> encode(std::span<const data::BabiExample> examples, std::span<const std::string> words,
+                            int64_t memory_size) {
+  std::unordered_map<std::string, int32_t> ids;
+  for (size_t i = 0; i < words.size(); ++i) ids.emplace(words[i], static_cast<int32_t>(i));
+  return encode_with(
+      examples,
+      [&](const std::string& w) {
+        const auto it = ids.find(w);
+        return it == ids.end() ? data::BabiVocabulary::kUnknown : it->second;
+      },
+      memory_size);
 }
 
 // Model ----------------------------------------------------------------------------------------

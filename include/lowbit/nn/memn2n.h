@@ -82,6 +82,9 @@ struct Example {
 // are kept.
 std::vector<Example> encode(std::span<const data::BabiExample> examples, const data::BabiVocabulary& vocab,
                             int64_t memory_size);
+// The same with a model's word list (id = position; ids 0 and 1 are <null> and <unk>).
+std::vector<Example> encode(std::span<const data::BabiExample> examples, std::span<const std::string> words,
+                            int64_t memory_size);
 
 struct Matrix {
   std::string name;
