@@ -475,11 +475,18 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
           dprev[static_cast<size_t>(j)] += g * scale * sgn(m[j]);
         }
       } else {
+        const bool sg = cfg.hamming_sign_grad;
         for (int64_t j = 0; j < d; ++j) {
           const float diff = m[j] - u[j];
           const float t = diff == 0.0f ? 0.0f : sgn(m[j]) * sgn(u[j]) * (diff > 0.0f ? 1.0f : -1.0f);
-          dm[static_cast<size_t>(j)] = -g * scale * inv2i * t;
-          dprev[static_cast<size_t>(j)] += g * scale * inv2i * t;
+          float gm = -inv2i * t, gu = inv2i * t;
+          if (sg) {
+            const float mag = std::max(0.0f, top - std::fabs(diff) * inv2i);
+            gm += sgn(u[j]) * mag * inv2i;
+            gu += sgn(m[j]) * mag * inv2i;
+          }
+          dm[static_cast<size_t>(j)] = g * scale * gm;
+          dprev[static_cast<size_t>(j)] += g * scale * gu;
         }
       }
       const int32_t* w = ex.words.data() + ex.offsets[static_cast<size_t>(i)];
@@ -555,6 +562,12 @@ TrainOutcome train(const Config& cfg, const TrainConfig& tc, int64_t vocab_size,
   double best_loss = 1e30;
   int64_t since_best = 0;
   const int64_t N = static_cast<int64_t>(train_set.size());
+  // Quantized models keep master weights inside the widest weight format's range (binary: ±1),
+  // as BinaryConnect does: beyond it the straight-through gradient no longer changes anything.
+  float clip_value = 0.0f;
+  if (cfg.quantized && tc.clip_weights)
+    for (int k = -1; k < cfg.hops; ++k)
+      clip_value = std::max(clip_value, static_cast<float>(cfg.weight_format(k).max_value()));
   for (int64_t epoch = 0; epoch < tc.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     const bool linear = epoch < tc.linear_start_epochs;
@@ -611,6 +624,9 @@ TrainOutcome train(const Config& cfg, const TrainConfig& tc, int64_t vocab_size,
         float* w = mats[m].w.data();
         for (size_t i = 0; i < g.size(); ++i) w[i] -= step * g[i];
       }
+      if (clip_value > 0)
+        for (Matrix& m : mats)
+          for (float& v : m.w) v = std::clamp(v, -clip_value, clip_value);
       model.zero_null_rows();
       loss_sum += std::accumulate(closs.begin(), closs.end(), 0.0);
       wrong += std::accumulate(cwrong.begin(), cwrong.end(), int64_t{0});

@@ -44,7 +44,7 @@ void get(const json& j, const char* key, T& out, const std::string& where) {
 }
 
 Config parse_config(const json& m, const std::string& where) {
-  check_keys(m, {"dim", "hops", "tying", "encoding", "temporal", "memory_size", "addressing", "score_shift", "quantization"},
+  check_keys(m, {"dim", "hops", "tying", "encoding", "temporal", "memory_size", "addressing", "score_shift", "hamming_sign_grad", "quantization"},
              where);
   Config c;
   get(m, "dim", c.dim, where);
@@ -52,6 +52,7 @@ Config parse_config(const json& m, const std::string& where) {
   get(m, "temporal", c.temporal, where);
   get(m, "memory_size", c.memory_size, where);
   get(m, "score_shift", c.score_shift, where);
+  get(m, "hamming_sign_grad", c.hamming_sign_grad, where);
   std::string s;
   if (m.contains("tying")) {
     get(m, "tying", s, where);
@@ -91,7 +92,8 @@ json config_to(const Config& c) {
             {"temporal", c.temporal},
             {"memory_size", c.memory_size},
             {"addressing", c.addressing == Addressing::dot ? "dot" : "hamming"},
-            {"score_shift", c.score_shift}};
+            {"score_shift", c.score_shift},
+            {"hamming_sign_grad", c.hamming_sign_grad}};
   if (c.quantized)
     m["quantization"] = {{"act_bits", c.act_bits},
                          {"act_int_bits", c.act_int_bits},
@@ -138,7 +140,7 @@ Recipe load_recipe(const std::string& path) {
     const json& t = j.at("training");
     const std::string w = path + ": training";
     check_keys(t, {"epochs", "batch", "lr", "lr_halve_every", "clip", "init_std", "linear_start_epochs", "random_time",
-                   "shuffle", "early_stopping", "seed", "runs"},
+                   "shuffle", "clip_weights", "early_stopping", "seed", "runs"},
                w);
     TrainConfig& tc = r.training;
     get(t, "epochs", tc.epochs, w);
@@ -151,6 +153,7 @@ Recipe load_recipe(const std::string& path) {
     get(t, "random_time", tc.random_time, w);
     get(t, "shuffle", tc.shuffle, w);
     get(t, "early_stopping", tc.early_stopping, w);
+    get(t, "clip_weights", tc.clip_weights, w);
     get(t, "seed", tc.seed, w);
     get(t, "runs", r.runs, w);
     LOWBIT_CHECK(tc.epochs >= 1 && tc.batch >= 1 && tc.lr > 0 && r.runs >= 1, w,
@@ -191,6 +194,7 @@ std::string recipe_json(const Recipe& r) {
               {"linear_start_epochs", t.linear_start_epochs},
               {"random_time", t.random_time},
               {"shuffle", t.shuffle},
+              {"clip_weights", t.clip_weights},
               {"early_stopping", t.early_stopping},
               {"seed", t.seed},
               {"runs", r.runs}}}};

@@ -54,6 +54,10 @@ struct Config {
   int64_t memory_size = data::kBabiMemoryLimit;
   Addressing addressing = Addressing::dot;
   int score_shift = 3;  // the 2^−3 of the Hamming logit
+  // Hamming backward: also pass the gradient through the sign factor sign(a)·sign(b) straight
+  // through (∂/∂a += sign(b)·(c − |a − b|/2^I)), so that training can flip signs. Off: only the
+  // smooth distance term (qmann.md §6), which never moves a value across zero towards agreement.
+  bool hamming_sign_grad = true;
 
   // Quantization; quantized = false trains in float.
   bool quantized = false;
@@ -153,6 +157,7 @@ struct TrainConfig {
   int64_t linear_start_epochs = 0;  // epochs without the attention softmax (at lr/2)
   double random_time = 0.0;         // probability of an empty slot after each memory (training)
   bool shuffle = false;
+  bool clip_weights = true;     // quantized: keep master weights in the weight formats' range
   bool early_stopping = false;  // Q-MANN ES: patience 5 epochs, margin 0.3 percentage points
   uint64_t seed = 1;
 };
