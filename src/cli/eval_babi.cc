@@ -161,10 +161,23 @@ void run_memn2n_eval(const std::string& model, const std::string& data, const st
   LOWBIT_CHECK(n > 0, data, ": no test questions for task ", task);
   if (limit > 0 && limit < n) n = limit;
   int64_t wrong = 0;
+  std::vector<int64_t> task_q(data::kBabiTasks + 1, 0), task_wrong(data::kBabiTasks + 1, 0);
   const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < n; ++i) wrong += rt.predict(td.encoded[static_cast<size_t>(i)]) != td.encoded[static_cast<size_t>(i)].answer;
+  for (int64_t i = 0; i < n; ++i) {
+    const bool bad = rt.predict(td.encoded[static_cast<size_t>(i)]) != td.encoded[static_cast<size_t>(i)].answer;
+    wrong += bad;
+    const int t = std::clamp(td.raw[static_cast<size_t>(i)].task, 0, data::kBabiTasks);
+    ++task_q[static_cast<size_t>(t)];
+    task_wrong[static_cast<size_t>(t)] += bad;
+  }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const json j = {{"model", model},
+  json per_task = json::object();
+  for (int t = 1; t <= data::kBabiTasks; ++t)
+    if (task_q[static_cast<size_t>(t)] > 0)
+      per_task[std::to_string(t)] = {{"questions", task_q[static_cast<size_t>(t)]},
+                                     {"error", static_cast<double>(task_wrong[static_cast<size_t>(t)]) /
+                                                   static_cast<double>(task_q[static_cast<size_t>(t)])}};
+  json j = {{"model", model},
                   {"dataset", "babi"},
                   {"task", task},
                   {"questions", n},
@@ -173,6 +186,7 @@ void run_memn2n_eval(const std::string& model, const std::string& data, const st
                   {"questions_per_second", static_cast<double>(n) / std::max(secs, 1e-9)},
                   {"runtime", rt.describe()},
                   {"model_bytes", static_cast<int64_t>(fs::file_size(model))}};
+  j["per_task"] = per_task;
   if (as_json) {
     std::cout << j.dump(2) << '\n';
     return;
@@ -180,6 +194,10 @@ void run_memn2n_eval(const std::string& model, const std::string& data, const st
   std::printf("model        %s\n               %s\n", model.c_str(), rt.describe().c_str());
   std::printf("test error   %.2f%% (%lld of %lld questions, bAbI task %s)\n", 100 * j["error"].get<double>(),
               static_cast<long long>(wrong), static_cast<long long>(n), task.c_str());
+  if (per_task.size() > 1)
+    for (const auto& [t, e] : per_task.items())
+      std::printf("  task %-2s    %.2f%% of %lld\n", t.c_str(), 100 * e["error"].get<double>(),
+                  static_cast<long long>(e["questions"].get<int64_t>()));
   std::printf("throughput   %.0f questions/s (one at a time, one thread)\n", j["questions_per_second"].get<double>());
 }
 
