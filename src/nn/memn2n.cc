@@ -658,7 +658,7 @@ TrainOutcome train(const Config& cfg, const TrainConfig& tc, int64_t vocab_size,
     out.epochs_run = rep.epoch;
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (on_epoch) on_epoch(rep);
-    if (tc.early_stopping && since_best > 5 && v.error > out.best_valid_error + 0.003) break;
+    if (tc.early_stopping && since_best > tc.es_patience && v.error > out.best_valid_error + tc.es_margin) break;
   }
   if (out.best_epoch == 0) {  // only linear-start epochs ran
     out.best = model;

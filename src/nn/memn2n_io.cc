@@ -140,7 +140,7 @@ Recipe load_recipe(const std::string& path) {
     const json& t = j.at("training");
     const std::string w = path + ": training";
     check_keys(t, {"epochs", "batch", "lr", "lr_halve_every", "clip", "init_std", "linear_start_epochs", "random_time",
-                   "shuffle", "clip_weights", "early_stopping", "seed", "runs"},
+                   "shuffle", "clip_weights", "early_stopping", "es_patience", "es_margin", "seed", "runs"},
                w);
     TrainConfig& tc = r.training;
     get(t, "epochs", tc.epochs, w);
@@ -154,6 +154,8 @@ Recipe load_recipe(const std::string& path) {
     get(t, "shuffle", tc.shuffle, w);
     get(t, "early_stopping", tc.early_stopping, w);
     get(t, "clip_weights", tc.clip_weights, w);
+    get(t, "es_patience", tc.es_patience, w);
+    get(t, "es_margin", tc.es_margin, w);
     get(t, "seed", tc.seed, w);
     get(t, "runs", r.runs, w);
     LOWBIT_CHECK(tc.epochs >= 1 && tc.batch >= 1 && tc.lr > 0 && r.runs >= 1, w,
@@ -196,6 +198,8 @@ std::string recipe_json(const Recipe& r) {
               {"shuffle", t.shuffle},
               {"clip_weights", t.clip_weights},
               {"early_stopping", t.early_stopping},
+              {"es_patience", t.es_patience},
+              {"es_margin", t.es_margin},
               {"seed", t.seed},
               {"runs", r.runs}}}};
   return j.dump(2);

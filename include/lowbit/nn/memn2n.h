@@ -158,7 +158,12 @@ struct TrainConfig {
   double random_time = 0.0;         // probability of an empty slot after each memory (training)
   bool shuffle = false;
   bool clip_weights = true;     // quantized: keep master weights in the weight formats' range
-  bool early_stopping = false;  // Q-MANN ES: patience 5 epochs, margin 0.3 percentage points
+  // Q-MANN ES: stop once more than `es_patience` epochs have passed since the best validation
+  // error and the validation error exceeds the best by more than `es_margin` (a fraction: the
+  // reference's 0.3 read as 30 percentage points, a guard against divergence).
+  bool early_stopping = false;
+  int64_t es_patience = 5;
+  double es_margin = 0.3;
   uint64_t seed = 1;
 };
 
