@@ -45,4 +45,23 @@ void add_run_command(CLI::App& app);    // run.cc
 void add_quantize_command(CLI::App& app); // quantize.cc
 void add_bench_lstm(CLI::App& bench);   // bench_lstm.cc: `lowbit bench lstm`
 
+// MemN2N (bAbI) commands, reached from train/export/eval when the recipe or model is a MemN2N.
+struct Memn2nTrainArgs {
+  std::string recipe, out;
+  std::optional<std::string> data, task;
+  std::optional<int64_t> epochs;
+  std::optional<uint64_t> seed;
+  std::optional<int> runs, int_bits;
+  bool verbose = false;
+};
+void run_memn2n_train(const Memn2nTrainArgs& args);  // train_memn2n.cc
+// eval_babi.cc
+bool is_memn2n_run(const std::string& path);         // a training folder or .lbm of a MemN2N
+bool is_memn2n_model_file(const std::string& path);  // an exported MemN2N model file
+void run_memn2n_export(const std::string& run, const std::string& out, const std::optional<std::string>& data,
+                       bool compare, bool as_json);
+void run_memn2n_eval(const std::string& model, const std::string& data, const std::optional<std::string>& task,
+                     int64_t limit, bool as_json);
+void add_explain_command(CLI::App& app);
+
 }  // namespace lowbit::cli

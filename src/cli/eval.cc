@@ -11,6 +11,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,7 @@ struct EvalOptions {
   bool json = false;
   int64_t batch = 1000;
   int64_t limit = 0;
+  std::optional<std::string> task;
 };
 
 struct TestSet {
@@ -163,8 +165,14 @@ void add_eval_command(CLI::App& app) {
   cmd->add_flag("--json", opts->json, "Print one JSON object instead of text");
   cmd->add_option("--batch", opts->batch, "Batch size of the large-batch timing (default 1000)");
   cmd->add_option("--limit", opts->limit, "Use only the first N test examples (default: all)");
+  cmd->add_option("--task", opts->task, "bAbI models: task 1..20 or joint (default: the model's own)");
   cmd->callback([opts] {
     if (eval_lm_if_lstm(opts->model, opts->data, opts->json, opts->limit)) return;  // lstm_lm: perplexity
+    if (is_memn2n_model_file(opts->model)) {
+      run_memn2n_eval(opts->model, opts->data, opts->task, opts->limit, opts->json);
+      return;
+    }
+    LOWBIT_CHECK(!opts->task, "--task applies to bAbI (MemN2N) models only");
     const json j = evaluate(*opts);
     if (opts->json) std::cout << j.dump(2) << '\n';
     else print_text(j);

@@ -121,6 +121,10 @@ json compare(nn::TrainedModel& tm, const runtime::Network& net, const std::strin
 }
 
 void run(const ExportOptions& o) {
+  if (is_memn2n_run(o.run)) {
+    run_memn2n_export(o.run, o.out, o.data, o.compare, o.json);
+    return;
+  }
   nn::TrainedModel tm = nn::load_trained(o.run);
   if (o.data) tm.recipe.data.path = *o.data;
   const runtime::InputSpec in = input_for(tm.recipe);

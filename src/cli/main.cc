@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   lowbit::cli::add_energy_command(app);
   lowbit::cli::add_run_command(app);
   lowbit::cli::add_quantize_command(app);
+  lowbit::cli::add_explain_command(app);
 
   // Set after the commands are added: subcommands copy their parent's footer when created.
   app.footer(

@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "lowbit/core/error.h"
+#include "lowbit/nn/memn2n.h"
 #include "lowbit/nn/trainer.h"
 
 namespace lowbit::cli {
@@ -24,6 +25,9 @@ struct TrainCliOptions {
   std::optional<int64_t> epochs, stop_after;
   std::optional<uint64_t> seed;
   bool resume = false;
+  std::optional<std::string> task;
+  std::optional<int> runs, int_bits;
+  bool verbose = false;
 };
 
 std::string clock_text(double seconds) {
@@ -36,6 +40,12 @@ std::string clock_text(double seconds) {
 }
 
 void run(const TrainCliOptions& o) {
+  if (nn::memn2n::is_memn2n_recipe(o.recipe)) {
+    LOWBIT_CHECK(!o.resume && !o.stop_after, "--resume and --stop-after are not supported for MemN2N recipes");
+    run_memn2n_train(Memn2nTrainArgs{o.recipe, o.out, o.data, o.task, o.epochs, o.seed, o.runs, o.int_bits, o.verbose});
+    return;
+  }
+  LOWBIT_CHECK(!o.task && !o.runs && !o.int_bits, "--task, --runs and --int-bits apply to MemN2N (bAbI) recipes only");
   nn::Recipe recipe = nn::load_recipe(o.recipe);
   std::string cmd = "lowbit train --recipe " + o.recipe + " --out " + o.out;
   if (o.data) {
@@ -113,6 +123,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--stop-after", o->stop_after,
                   "Stop once this many epochs of the schedule are done (resume later with --resume)");
   cmd->add_flag("--resume", o->resume, "Continue from OUT/checkpoint.lbm");
+  cmd->add_option("--task", o->task, "bAbI recipes: task 1..20, all (each separately) or joint");
+  cmd->add_option("--runs", o->runs, "bAbI recipes: independent runs per task (seeds seed, seed+1, ...)");
+  cmd->add_option("--int-bits", o->int_bits, "bAbI quantized recipes: integer bits I of the Q(I.F) formats");
+  cmd->add_flag("--verbose", o->verbose, "bAbI recipes: one line per epoch");
   cmd->callback([o] { run(*o); });
 }
 

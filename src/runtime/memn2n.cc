@@ -1,0 +1,422 @@
+// Integer MemN2N runtime, its exporter and its operation counter (runtime/memn2n.h).
+#include "lowbit/runtime/memn2n.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "lowbit/core/error.h"
+#include "lowbit/energy/ops.h"
+#include "lowbit/quant/fixed_q.h"
+
+namespace lowbit::runtime {
+namespace {
+
+using json = nlohmann::ordered_json;
+namespace mm = nn::memn2n;
+
+int64_t words_for(int64_t bits) { return (bits + 63) / 64; }
+
+// Matrix `m` quantized as the training graph does for format `f` (first `rows` rows).
+void add_matrix(io::ModelFile& file, const std::string& name, const mm::Matrix& m, int64_t rows,
+                quant::FixedFormat f, json& alphas) {
+  const std::span<const float> w(m.w.data(), static_cast<size_t>(rows * m.cols));
+  if (f.is_binary()) {
+    double sum = 0;
+    for (float v : m.w) sum += std::fabs(v);  // α over the whole matrix, as quantize_weights
+    const double mean = m.w.empty() ? 0.0 : sum / static_cast<double>(m.w.size());
+    alphas[name] = static_cast<int32_t>(std::max(1.0, std::round(mean * 1024.0)));
+    const int64_t words = words_for(m.cols);
+    std::vector<uint64_t> bits(static_cast<size_t>(rows * words), 0);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < m.cols; ++c)
+        if (w[static_cast<size_t>(r * m.cols + c)] >= 0.0f)
+          bits[static_cast<size_t>(r * words + c / 64)] |= uint64_t{1} << (c % 64);
+    file.add(name, io::Array::from<uint64_t>({rows, words}, std::span<const uint64_t>(bits)));
+  } else {
+    std::vector<int8_t> codes(w.size());
+    quant::fixed_to_codes(w, codes, f);
+    file.add(name, io::Array::from<int8_t>({rows, m.cols}, std::span<const int8_t>(codes)));
+  }
+}
+
+json fmt_json(quant::FixedFormat f) { return json::array({f.int_bits, f.frac_bits}); }
+
+// exp2(−j/16) in Q30, j = 0..15.
+constexpr int64_t kExp2Table[16] = {1073741824, 1028218693, 984625594, 942880699, 902905651, 864625413,
+                                    827968132,  792865000,  759250125, 727060411, 696235434, 666717336,
+                                    638450708,  611382493,  585461881, 560640218};
+
+}  // namespace
+
+int64_t fixed_exp_neg(int64_t x, int frac) {
+  LOWBIT_CHECK(x <= 0 && frac >= 0 && frac <= 24, "fixed_exp_neg(", x, ", ", frac, "): expected x <= 0");
+  // y = −x · log2(e) in Q20; log2(e) · 2^20 = 1512775.4
+  const int64_t y = ((-x) * 1512775) >> frac;
+  const int64_t k = y >> 20;  // integer part of the base-2 exponent
+  if (k >= 40) return 0;
+  const int64_t r = y & ((int64_t{1} << 20) - 1);  // fraction in Q20
+  const int64_t hi = r >> 16;                        // r = hi/16 + lo
+  const int64_t lo = r & 0xffff;                     // Q20, < 2^−4
+  // 2^−lo = e^(−lo·ln2) ≈ 1 − t + t²/2 with t = lo·ln2 (Q20; ln2 · 2^20 = 726817.4)
+  const int64_t t = (lo * 726817) >> 20;
+  const int64_t poly = (int64_t{1} << 20) - t + ((t * t) >> 21);  // Q20
+  const int64_t v = (kExp2Table[hi] * poly) >> 20;                // Q30
+  return v >> k;
+}
+
+io::ModelFile export_memn2n(const mm::Model& model, std::span<const std::string> vocab, const std::string& extra) {
+  const mm::Config& c = model.config();
+  LOWBIT_CHECK(c.quantized, "export: the MemN2N model is not quantized (train with a recipe that has "
+                            "model.quantization); the integer runtime needs fixed-point or binary weights");
+  LOWBIT_CHECK(c.encoding == mm::Encoding::bow, "export: position encoding is not supported by the integer runtime "
+                                                "(train with \"encoding\": \"bow\")");
+  LOWBIT_CHECK(static_cast<int64_t>(vocab.size()) == model.vocab_size(), "export: vocabulary size mismatch");
+  io::ModelFile f;
+  json alphas = json::object();
+  const auto& mats = model.matrices();
+  const int64_t V = model.vocab_size();
+  for (int k = 0; k < c.hops; ++k) {
+    const std::string h = "hop" + std::to_string(k) + ".";
+    const auto& A = mats[static_cast<size_t>(model.a_index(k))];
+    const auto& C = mats[static_cast<size_t>(model.c_index(k))];
+    add_matrix(f, h + "A", A, A.rows, c.weight_format(k), alphas);
+    add_matrix(f, h + "C", C, C.rows, c.weight_format(k), alphas);
+    if (model.h_index() >= 0)
+      add_matrix(f, h + "H", mats[static_cast<size_t>(model.h_index())], c.dim, c.weight_format(k), alphas);
+  }
+  add_matrix(f, "B", mats[static_cast<size_t>(model.b_index())], V, c.weight_format(0), alphas);
+  add_matrix(f, "W", mats[static_cast<size_t>(model.w_index())], V, c.weight_format(-1), alphas);
+  json wf = json::array();
+  for (int k = 0; k < c.hops; ++k) wf.push_back(fmt_json(c.weight_format(k)));
+  json meta = json::parse(extra);
+  meta.erase("kind");
+  meta.erase("config");
+  meta.erase("vocab");
+  meta["model"] = {{"kind", "memn2n"},
+                   {"dim", c.dim},
+                   {"hops", c.hops},
+                   {"vocab_size", V},
+                   {"memory_size", c.memory_size},
+                   {"temporal", c.temporal},
+                   {"tying", c.tying == mm::Tying::adjacent ? "adjacent" : "layerwise"},
+                   {"addressing", c.addressing == mm::Addressing::dot ? "dot" : "hamming"},
+                   {"score_shift", c.score_shift},
+                   {"act_format", fmt_json(c.act_format())},
+                   {"attention_format", fmt_json(c.attention_format())},
+                   {"weight_formats", wf},
+                   {"answer_format", fmt_json(c.weight_format(-1))},
+                   {"binary_alpha", alphas},
+                   {"training_config", json::parse(mm::config_json(c))}};
+  meta["vocab"] = std::vector<std::string>(vocab.begin(), vocab.end());
+  f.metadata = meta.dump();
+  return f;
+}
+
+Memn2nRuntime::Mat Memn2nRuntime::load_mat(const io::ModelFile& file, const std::string& name,
+                                           const std::string& source) {
+  const io::Array& a = file.get(name);
+  Mat m;
+  LOWBIT_CHECK(a.shape().size() == 2, source, ": tensor ", name, " has shape ", shape_str(a.shape()),
+               " (expected 2 dimensions)");
+  m.rows = a.shape()[0];
+  if (a.type() == io::ElemType::U64) {
+    m.binary = true;
+    m.words = a.shape()[1];
+    const auto v = a.values<uint64_t>();
+    m.bits.assign(v.begin(), v.end());
+  } else {
+    LOWBIT_CHECK(a.type() == io::ElemType::I8, source, ": tensor ", name, " is ", io::elem_type_name(a.type()),
+                 " (expected I8 codes or U64 packed bits)");
+    m.cols = a.shape()[1];
+    const auto v = a.values<int8_t>();
+    m.codes.assign(v.begin(), v.end());
+  }
+  return m;
+}
+
+Memn2nRuntime Memn2nRuntime::from_model_file(const io::ModelFile& file, const std::string& source) {
+  const json meta = json::parse(file.metadata, nullptr, false);
+  LOWBIT_CHECK(!meta.is_discarded() && meta.contains("model") && meta["model"].is_object() &&
+                   meta["model"].value("kind", "") == "memn2n",
+               source, ": not a MemN2N model file (metadata model.kind \"memn2n\" expected)");
+  const json& m = meta["model"];
+  Memn2nRuntime rt;
+  try {
+    rt.d_ = m.at("dim").get<int64_t>();
+    rt.hops_ = m.at("hops").get<int>();
+    rt.V_ = m.at("vocab_size").get<int64_t>();
+    rt.mem_ = m.at("memory_size").get<int64_t>();
+    rt.temporal_ = m.at("temporal").get<bool>();
+    rt.layerwise_ = m.at("tying").get<std::string>() == "layerwise";
+    rt.hamming_ = m.at("addressing").get<std::string>() == "hamming";
+    rt.score_shift_ = m.at("score_shift").get<int>();
+    auto fmt = [](const json& j) { return Fmt{j.at(0).get<int>(), j.at(1).get<int>()}; };
+    rt.act_ = fmt(m.at("act_format"));
+    rt.att_ = fmt(m.at("attention_format"));
+    rt.ansf_ = fmt(m.at("answer_format"));
+    for (const json& w : m.at("weight_formats")) rt.wf_.push_back(fmt(w));
+    rt.vocab_ = meta.at("vocab").get<std::vector<std::string>>();
+  } catch (const json::exception& e) {
+    fail(source, ": bad MemN2N metadata (", e.what(), ")");
+  }
+  LOWBIT_CHECK(rt.d_ >= 1 && rt.hops_ >= 1 && static_cast<int>(rt.wf_.size()) == rt.hops_ &&
+                   static_cast<int64_t>(rt.vocab_.size()) == rt.V_ && rt.mem_ >= 1,
+               source, ": inconsistent MemN2N metadata");
+  const json alphas = m.value("binary_alpha", json::object());
+  const int64_t rows = rt.V_ + (rt.temporal_ ? rt.mem_ : 0);
+  auto load = [&](const std::string& name, int64_t expect_rows) {
+    Mat x = load_mat(file, name, source);
+    if (x.binary) {
+      x.cols = rt.d_;
+      LOWBIT_CHECK(x.words == words_for(rt.d_), source, ": ", name, " has ", x.words, " words per row (expected ",
+                   words_for(rt.d_), ")");
+      LOWBIT_CHECK(alphas.contains(name), source, ": no binary_alpha for ", name);
+      x.alpha = alphas.at(name).get<int32_t>();
+    }
+    LOWBIT_CHECK(x.rows == expect_rows && x.cols == rt.d_, source, ": ", name, " is ", x.rows, "x", x.cols,
+                 " (expected ", expect_rows, "x", rt.d_, ")");
+    return x;
+  };
+  for (int k = 0; k < rt.hops_; ++k) {
+    const std::string h = "hop" + std::to_string(k) + ".";
+    rt.A_.push_back(load(h + "A", rows));
+    rt.C_.push_back(load(h + "C", rows));
+    if (rt.layerwise_) rt.H_.push_back(load(h + "H", rt.d_));
+  }
+  rt.B_ = load("B", rt.V_);
+  rt.W_ = load("W", rt.V_);
+  return rt;
+}
+
+// Sign-magnitude truncating re-quantization of v (in units of 2^−from_frac) to `to`.
+int64_t Memn2nRuntime::requant(int64_t v, int from_frac, Fmt to) const {
+  if (to.binary()) return v >= 0 ? 1 : -1;
+  const int64_t mag = v < 0 ? -v : v;
+  const int shift = from_frac - to.f;
+  int64_t q = shift >= 0 ? (mag >> shift) : (mag << -shift);
+  q = std::min(q, to.maxcode());
+  return v < 0 ? -q : q;
+}
+
+int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<float>>* attention) const {
+  const int64_t d = d_, n = ex.sentences();
+  LOWBIT_CHECK(n >= 1, "memn2n runtime: a question without memory sentences");
+  LOWBIT_CHECK(n <= mem_, "memn2n runtime: ", n, " memory sentences (the model holds ", mem_, ")");
+  const bool bin_acts = act_.binary();
+  auto word = [&](int32_t id) {
+    LOWBIT_CHECK(id >= 0 && id < V_, "memn2n runtime: word id ", id, " outside the vocabulary");
+    return static_cast<int64_t>(id);
+  };
+  // u_1: sum of B rows.
+  std::vector<int64_t> u(static_cast<size_t>(d)), un(static_cast<size_t>(d));
+  {
+    const Fmt f0 = wf_[0];
+    for (int64_t j = 0; j < d; ++j) {
+      int64_t s = 0;
+      for (int32_t w : ex.query) s += B_.value(word(w), j);
+      u[static_cast<size_t>(j)] = B_.binary ? requant(s * B_.alpha, 10, act_) : requant(s, f0.f, act_);
+    }
+  }
+  if (attention) attention->clear();
+  std::vector<int64_t> M(static_cast<size_t>(n * d)), C(static_cast<size_t>(n * d)), z(static_cast<size_t>(n)),
+      p(static_cast<size_t>(n));
+  const int64_t wpr = words_for(d);
+  std::vector<uint64_t> mbits(static_cast<size_t>(n * wpr)), ubits(static_cast<size_t>(wpr));
+  for (int k = 0; k < hops_; ++k) {
+    const Fmt wf = wf_[static_cast<size_t>(k)];
+    const Mat& A = A_[static_cast<size_t>(k)];
+    const Mat& Cm = C_[static_cast<size_t>(k)];
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t b = ex.offsets[static_cast<size_t>(i)], e = ex.offsets[static_cast<size_t>(i + 1)];
+      const int64_t trow = temporal_ ? V_ + std::min<int64_t>(n - 1 - i, mem_ - 1) : -1;
+      for (int64_t j = 0; j < d; ++j) {
+        int64_t sa = 0, sc = 0;
+        for (int32_t t = b; t < e; ++t) {
+          const int64_t r = word(ex.words[static_cast<size_t>(t)]);
+          sa += A.value(r, j);
+          sc += Cm.value(r, j);
+        }
+        if (trow >= 0) {
+          sa += A.value(trow, j);
+          sc += Cm.value(trow, j);
+        }
+        M[static_cast<size_t>(i * d + j)] = requant(sa, wf.f, wf);  // saturation (binary: sign)
+        C[static_cast<size_t>(i * d + j)] = requant(sc, wf.f, wf);
+      }
+    }
+    // Addressing.
+    int z_frac = act_.f;
+    const bool sign_sim = hamming_ && wf.binary();
+    if (sign_sim || (bin_acts && wf.binary())) {
+      // Sign bits: memories and query packed, XNOR/popcount.
+      std::fill(mbits.begin(), mbits.end(), 0);
+      std::fill(ubits.begin(), ubits.end(), 0);
+      for (int64_t j = 0; j < d; ++j)
+        if (u[static_cast<size_t>(j)] >= 0) ubits[static_cast<size_t>(j / 64)] |= uint64_t{1} << (j % 64);
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < d; ++j)
+          if (M[static_cast<size_t>(i * d + j)] >= 0)
+            mbits[static_cast<size_t>(i * wpr + j / 64)] |= uint64_t{1} << (j % 64);
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t diff = 0;
+        for (int64_t w = 0; w < wpr; ++w)
+          diff += std::popcount(mbits[static_cast<size_t>(i * wpr + w)] ^ ubits[static_cast<size_t>(w)]);
+        const int64_t agree = d - 2 * diff;  // Σ sign(m)·sign(u)
+        if (sign_sim) z[static_cast<size_t>(i)] = bin_acts ? agree : requant(agree, score_shift_, act_);
+        else z[static_cast<size_t>(i)] = agree;  // binary dot product, not re-quantized
+      }
+      if (sign_sim) z_frac = bin_acts ? score_shift_ : act_.f;
+      else z_frac = 0;
+    } else if (!hamming_) {
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t s = 0;
+        for (int64_t j = 0; j < d; ++j) s += M[static_cast<size_t>(i * d + j)] * u[static_cast<size_t>(j)];
+        z[static_cast<size_t>(i)] = bin_acts ? s : requant(s, wf.f + act_.f, act_);
+      }
+      if (bin_acts) z_frac = 0;
+    } else {
+      const int G = std::max(wf.f, act_.f);
+      const int64_t top = (int64_t{1} << (act_.i + act_.f)) - 1;
+      for (int64_t i = 0; i < n; ++i) {
+        int64_t s = 0;
+        for (int64_t j = 0; j < d; ++j) {
+          const int64_t a = M[static_cast<size_t>(i * d + j)], b = u[static_cast<size_t>(j)];
+          const int64_t A2 = a * (int64_t{1} << (G - wf.f)), B2 = b * (int64_t{1} << (G - act_.f));
+          const int64_t D = A2 > B2 ? A2 - B2 : B2 - A2;
+          const int64_t mag = std::max<int64_t>(0, top - (D >> (G - act_.f)));
+          s += ((a >= 0) == (b >= 0)) ? mag : -mag;
+        }
+        z[static_cast<size_t>(i)] = requant(s, act_.i + act_.f + score_shift_, act_);
+      }
+    }
+    // Fixed-point softmax to the attention format.
+    const int64_t zmax = *std::max_element(z.begin(), z.begin() + n);
+    int64_t sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += p[static_cast<size_t>(i)] = fixed_exp_neg(z[static_cast<size_t>(i)] - zmax, z_frac);
+    for (int64_t i = 0; i < n; ++i)
+      p[static_cast<size_t>(i)] =
+          std::min(att_.maxcode(), (p[static_cast<size_t>(i)] << att_.f) / std::max<int64_t>(sum, 1));
+    if (attention) {
+      std::vector<float> a(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) a[static_cast<size_t>(i)] = std::ldexp(static_cast<float>(p[static_cast<size_t>(i)]), -att_.f);
+      attention->push_back(std::move(a));
+    }
+    // o, H u, u + o.
+    for (int64_t j = 0; j < d; ++j) {
+      int64_t s = 0;
+      for (int64_t i = 0; i < n; ++i) s += p[static_cast<size_t>(i)] * C[static_cast<size_t>(i * d + j)];
+      const int64_t o = requant(s, att_.f + wf.f, act_);
+      int64_t hu = u[static_cast<size_t>(j)];
+      if (layerwise_) {
+        const Mat& H = H_[static_cast<size_t>(k)];
+        int64_t h = 0;
+        for (int64_t c = 0; c < d; ++c) h += H.value(j, c) * u[static_cast<size_t>(c)];
+        hu = H.binary ? requant(h * H.alpha, 10 + act_.f, act_) : requant(h, wf.f + act_.f, act_);
+      }
+      un[static_cast<size_t>(j)] = requant(hu + o, act_.f, act_);
+    }
+    u.swap(un);
+  }
+  // Answer: integer logits, argmax (first maximum).
+  int32_t best = 0;
+  int64_t best_v = 0;
+  for (int64_t v = 0; v < V_; ++v) {
+    int64_t s = 0;
+    for (int64_t j = 0; j < d; ++j) s += W_.value(v, j) * u[static_cast<size_t>(j)];
+    if (v == 0 || s > best_v) {
+      best_v = s;
+      best = static_cast<int32_t>(v);
+    }
+  }
+  return best;
+}
+
+std::string Memn2nRuntime::describe() const {
+  std::ostringstream s;
+  s << "memn2n d " << d_ << ", " << hops_ << " hops, " << (layerwise_ ? "layer-wise" : "adjacent") << " tying, "
+    << (hamming_ ? "Hamming" : "dot") << " addressing, activations Q" << act_.i << "." << act_.f << ", weights";
+  for (const Fmt& f : wf_) s << (f.binary() ? " binary" : " Q" + std::to_string(f.i) + "." + std::to_string(f.f));
+  s << ", vocabulary " << V_ << ", memory " << mem_;
+  return s.str();
+}
+
+// Operation counter ------------------------------------------------------------------------------
+
+namespace {
+
+void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTally& fp) {
+  using energy::Arith;
+  using energy::OpKind;
+  const json meta = json::parse(file.metadata);
+  const json& m = meta.at("model");
+  const auto d = m.at("dim").get<uint64_t>(), V = m.at("vocab_size").get<uint64_t>();
+  const int K = m.at("hops").get<int>();
+  // One inference: a story of `n` memories of `w` words (the training set's means when recorded).
+  const auto n = static_cast<uint64_t>(std::llround(meta.value("mean_memories", static_cast<double>(m.at("memory_size").get<int64_t>()))));
+  const auto w = static_cast<uint64_t>(std::llround(meta.value("mean_words", 7.0)));
+  const auto wq = static_cast<uint64_t>(std::llround(meta.value("mean_query_words", 4.0)));
+  const bool temporal = m.at("temporal").get<bool>(), layerwise = m.at("tying") == "layerwise";
+  const bool hamming = m.at("addressing") == "hamming";
+  const bool bin_acts = m.at("act_format").at(0) == 0 && m.at("act_format").at(1) == 0;
+  const int abits = bin_acts ? 1 : 1 + m.at("act_format").at(0).get<int>() + m.at("act_format").at(1).get<int>();
+  const uint64_t words_per_sentence = w + (temporal ? 1 : 0);
+  const uint64_t words64 = (d + 63) / 64;
+  rt.add(OpKind::add, Arith::integer, 8, wq * d, "question embedding");
+  fp.add(OpKind::add, Arith::floating, 32, wq * d, "question embedding");
+  for (int k = 0; k < K; ++k) {
+    const json& wf = m.at("weight_formats").at(static_cast<size_t>(k));
+    const bool bin_w = wf.at(0) == 0 && wf.at(1) == 0;
+    const int wbits = bin_w ? 1 : 1 + wf.at(0).get<int>() + wf.at(1).get<int>();
+    const std::string h = "hop " + std::to_string(k + 1) + " ";
+    // Memory and output embeddings: sums of rows (bag of words), integer adds.
+    rt.add(OpKind::add, Arith::integer, 8, 2 * n * words_per_sentence * d, h + "embedding");
+    fp.add(OpKind::add, Arith::floating, 32, 2 * n * words_per_sentence * d, h + "embedding");
+    // Addressing.
+    if (bin_w && (hamming || bin_acts)) {
+      rt.add(OpKind::bitwise, Arith::integer, 64, n * words64, h + "addressing");
+      rt.add(OpKind::popcount, Arith::integer, 64, n * words64, h + "addressing");
+      rt.add(OpKind::add, Arith::integer, 16, n * words64, h + "addressing");
+    } else if (hamming) {
+      rt.add(OpKind::add, Arith::integer, 16, 2 * n * d, h + "addressing");  // |a − b|, top − t
+      rt.add(OpKind::bitwise, Arith::integer, 8, n * d, h + "addressing");   // sign agreement
+      rt.add(OpKind::add, Arith::integer, 32, n * d, h + "addressing");      // accumulate
+    } else {
+      rt.mac(Arith::integer, std::max(wbits, abits), 32, n * d, h + "addressing");
+    }
+    fp.mac(Arith::floating, 32, 32, n * d, h + "addressing");
+    // Softmax.
+    rt.add(OpKind::exp, Arith::integer, 32, n, h + "softmax");
+    rt.add(OpKind::add, Arith::integer, 32, n, h + "softmax");
+    rt.add(OpKind::multiply, Arith::integer, 32, n, h + "softmax");  // normalisation
+    fp.add(OpKind::exp, Arith::floating, 32, n, h + "softmax");
+    fp.add(OpKind::add, Arith::floating, 32, n, h + "softmax");
+    fp.add(OpKind::multiply, Arith::floating, 32, n, h + "softmax");
+    // Read.
+    rt.mac(Arith::integer, 8, 32, n * d, h + "read");
+    fp.mac(Arith::floating, 32, 32, n * d, h + "read");
+    // Controller.
+    if (layerwise) {
+      if (bin_w) rt.add(OpKind::add, Arith::integer, 16, d * d, h + "H");
+      else rt.mac(Arith::integer, std::max(wbits, abits), 32, d * d, h + "H");
+      fp.mac(Arith::floating, 32, 32, d * d, h + "H");
+    }
+    rt.add(OpKind::add, Arith::integer, 8, d, h + "u + o");
+    fp.add(OpKind::add, Arith::floating, 32, d, h + "u + o");
+  }
+  const json& af = m.at("answer_format");
+  const bool bin_w = af.at(0) == 0 && af.at(1) == 0;
+  if (bin_w) rt.add(OpKind::add, Arith::integer, 16, V * d, "answer");
+  else rt.mac(Arith::integer, std::max(abits, 1 + af.at(0).get<int>() + af.at(1).get<int>()), 32, V * d, "answer");
+  rt.add(OpKind::compare, Arith::integer, 32, V, "answer");
+  fp.mac(Arith::floating, 32, 32, V * d, "answer");
+  fp.add(OpKind::compare, Arith::floating, 32, V, "answer");
+}
+
+const bool kRegistered = energy::register_counter("memn2n", count_memn2n);
+
+}  // namespace
+
+}  // namespace lowbit::runtime

@@ -1,0 +1,199 @@
+// MemN2N integer runtime: exported models agree with the training graph, the integer exp, the
+// PNG writer's checksums, the op counter, and the train/export/eval commands end to end.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "lowbit/data/babi.h"
+#include "lowbit/energy/ops.h"
+#include "lowbit/io/png.h"
+#include "lowbit/nn/memn2n.h"
+#include "lowbit/runtime/memn2n.h"
+#include "memn2n_test_util.h"
+#include "test_util.h"
+
+namespace lowbit {
+namespace {
+
+namespace mm = nn::memn2n;
+namespace fs = std::filesystem;
+
+TEST(Memn2nRuntime, FixedExpIsCloseToExp) {
+  double worst = 0;
+  for (int frac : {0, 3, 5, 7}) {
+    for (int64_t x = 0; x >= -(int64_t{20} << frac); --x) {
+      const double want = std::exp(std::ldexp(static_cast<double>(x), -frac));
+      const double got = std::ldexp(static_cast<double>(runtime::fixed_exp_neg(x, frac)), -30);
+      worst = std::max(worst, std::fabs(got - want) / std::max(want, 1e-6));
+      if (want > 1e-6) ASSERT_NEAR(got, want, 2e-5 * want + 2e-9) << "x=" << x << " frac=" << frac;
+    }
+  }
+  EXPECT_EQ(runtime::fixed_exp_neg(0, 0), int64_t{1} << 30);
+  EXPECT_EQ(runtime::fixed_exp_neg(-1000, 0), 0);
+  EXPECT_THROW(runtime::fixed_exp_neg(1, 0), Error);
+}
+
+TEST(Memn2nRuntime, PngChecksumsAndLayout) {
+  const std::string iend = "IEND", wiki = "Wikipedia";
+  EXPECT_EQ(io::crc32({reinterpret_cast<const uint8_t*>(iend.data()), 4}), 0xAE426082u);
+  EXPECT_EQ(io::adler32({reinterpret_cast<const uint8_t*>(wiki.data()), wiki.size()}), 0x11E60398u);
+  std::vector<uint8_t> px(300 * 300);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(i * 7);
+  const std::vector<uint8_t> png = io::encode_png_gray(300, 300, px);
+  ASSERT_GT(png.size(), 300u * 301u);
+  EXPECT_EQ(png[1], 'P');
+  EXPECT_EQ(std::string(png.end() - 8, png.end() - 4), "IEND");
+  // Two stored blocks (300·301 bytes of scanlines > 65535): the first is not final.
+  const size_t idat = 8 + 25 + 8;  // signature, IHDR chunk, IDAT length + type
+  EXPECT_EQ(png[idat], 0x78);
+  EXPECT_EQ(png[idat + 2], 0);  // BFINAL 0, stored
+  EXPECT_THROW(io::encode_png_gray(2, 2, px), Error);
+}
+
+struct TinyTask {
+  std::vector<std::string> words;
+  std::vector<mm::Example> train, valid, test;
+  int64_t vocab = 0;
+};
+
+TinyTask tiny_task(const fs::path& dir) {
+  testing::write_generated_babi(dir, 1, 800, 300, 9);
+  const auto all = data::load_babi_task(dir.string(), 1, data::BabiSplit::train);
+  const auto test = data::load_babi_task(dir.string(), 1, data::BabiSplit::test);
+  const data::BabiTrainValid s = data::split_babi_validation(all);
+  const data::BabiVocabulary v = data::BabiVocabulary::build(all);
+  TinyTask t;
+  for (int32_t i = 0; i < v.size(); ++i) t.words.push_back(v.word(i));
+  t.train = mm::encode(s.train, v, 50);
+  t.valid = mm::encode(s.valid, v, 50);
+  t.test = mm::encode(test, v, 50);
+  t.vocab = v.size();
+  return t;
+}
+
+class Memn2nExport : public testing::TempDirTest {
+ protected:
+  // Trains a small quantized model and checks the exported integer runtime against it.
+  void check(mm::Config c, double max_error) {
+    const TinyTask t = tiny_task(dir_);
+    mm::TrainConfig tc;
+    tc.epochs = 15;
+    tc.lr = 0.5;
+    tc.lr_halve_every = 6;
+    tc.shuffle = true;
+    const mm::TrainOutcome r = mm::train(c, tc, t.vocab, t.train, t.valid, t.test);
+    EXPECT_LT(r.best_test_error, max_error);
+    const io::ModelFile f = runtime::export_memn2n(r.best, t.words, R"({"task": "1"})");
+    const fs::path path = dir_ / "m.lbm";
+    io::save(path.string(), f);
+    const auto rt = runtime::Memn2nRuntime::from_model_file(io::load(path.string()), path.string());
+    const mm::EvalResult g = mm::evaluate(r.best, t.test);
+    int64_t agree = 0;
+    for (size_t i = 0; i < t.test.size(); ++i) agree += rt.predict(t.test[i]) == g.predictions[i];
+    EXPECT_GE(static_cast<double>(agree), 0.99 * static_cast<double>(t.test.size()));
+
+    // The op counter is registered for the kind and counts the attention.
+    const auto& reg = energy::counter_registry();
+    ASSERT_TRUE(reg.count("memn2n"));
+    energy::OpTally model, fp;
+    reg.at("memn2n")(f, model, fp);
+    uint64_t float_ops = 0, int_ops = 0, exps = 0;
+    for (const auto& e : fp.entries()) {
+      EXPECT_EQ(e.arith, energy::Arith::floating);
+      float_ops += e.count;
+    }
+    for (const auto& e : model.entries()) {
+      EXPECT_EQ(e.arith, energy::Arith::integer);
+      int_ops += e.count;
+      if (e.kind == energy::OpKind::exp) exps += e.count;
+    }
+    EXPECT_GT(float_ops, 0u);
+    EXPECT_GT(int_ops, 0u);
+    EXPECT_EQ(exps, static_cast<uint64_t>(c.hops) * 50u);  // one exp per memory per hop (50 slots)
+  }
+};
+
+TEST_F(Memn2nExport, QmannEightBitAgrees) {
+  mm::Config c;
+  c.dim = 20;
+  c.hops = 2;
+  c.quantized = true;
+  c.addressing = mm::Addressing::hamming;
+  c.act_int_bits = c.weight_int_bits = 2;
+  c.score_shift = 1;  // d = 20: logits up to ±10 before the Q2.5 saturation
+  c.mq = true;
+  check(c, 0.6);  // learns slowly at this size (chance is 5/6 wrong); agreement is the point
+}
+
+TEST_F(Memn2nExport, ConventionalEightBitAgrees) {
+  mm::Config c;
+  c.dim = 20;
+  c.hops = 2;
+  c.quantized = true;
+  c.act_int_bits = c.weight_int_bits = 2;
+  check(c, 0.3);
+}
+
+TEST_F(Memn2nExport, BinaryVariantsAgree) {
+  mm::Config c;
+  c.dim = 24;
+  c.hops = 2;
+  c.quantized = true;
+  c.weight_bits = 1;
+  c.addressing = mm::Addressing::hamming;
+  c.act_bits = 6;
+  c.act_int_bits = 2;
+  check(c, 1.0);
+  mm::Config b = c;
+  b.addressing = mm::Addressing::dot;
+  b.act_bits = 1;
+  b.tying = mm::Tying::adjacent;
+  check(b, 1.0);
+}
+
+TEST(Memn2nExportErrors, FloatAndPositionEncodingAreRefused) {
+  mm::Config c;
+  c.dim = 4;
+  c.hops = 1;
+  mm::Model m(c, 5);
+  const std::vector<std::string> w{"<null>", "<unk>", "a", "b", "c"};
+  EXPECT_THROW(runtime::export_memn2n(m, w), Error);
+  c.quantized = true;
+  c.encoding = mm::Encoding::position;
+  EXPECT_THROW(runtime::export_memn2n(mm::Model(c, 5), w), Error);
+  io::ModelFile f;
+  f.metadata = R"({"model": {"kind": "feedforward"}})";
+  EXPECT_THROW(runtime::Memn2nRuntime::from_model_file(f, "x.lbm"), Error);
+}
+
+// train -> export -> eval through the command-line program, on generated task files.
+class Memn2nCli : public testing::TempDirTest {};
+
+TEST_F(Memn2nCli, TrainExportEvalExplain) {
+  const fs::path exe = fs::path(LOWBIT_SOURCE_DIR) / "build" / "lowbit";
+  if (!fs::exists(exe)) GTEST_SKIP() << "no " << exe.string();
+  testing::write_generated_babi(dir_, 1, 600, 200, 4);
+  const std::string recipe = (fs::path(LOWBIT_SOURCE_DIR) / "recipes" / "babi-tiny-test.json").string();
+  const std::string d = dir_.string();
+  auto sh = [&](const std::string& cmd) { return std::system((cmd + " > " + d + "/log.txt 2>&1").c_str()); };
+  ASSERT_EQ(sh(exe.string() + " train --recipe " + recipe + " --out " + d + "/run --data " + d + " --task 1 --epochs 4 --runs 2"), 0);
+  EXPECT_TRUE(fs::exists(dir_ / "run" / "task-01" / "run-2" / "best.lbm"));
+  EXPECT_TRUE(fs::exists(dir_ / "run" / "results.json"));
+  ASSERT_EQ(sh(exe.string() + " export " + d + "/run/task-01/run-1 --out " + d + "/m.lbm --compare --data " + d), 0);
+  ASSERT_EQ(sh(exe.string() + " eval " + d + "/m.lbm --data " + d + " --json"), 0);
+  std::ifstream log(dir_ / "log.txt");
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"questions\": 200"), std::string::npos) << text;
+  ASSERT_EQ(sh(exe.string() + " explain " + d + "/m.lbm --data " + d + " --question 2 --png " + d + "/a.png"), 0);
+  EXPECT_TRUE(fs::exists(dir_ / "a.png"));
+  EXPECT_NE(sh(exe.string() + " train --recipe " + recipe + " --out " + d + "/bad --data " + d + " --task 21"), 0);
+  EXPECT_NE(sh(exe.string() + " eval " + d + "/m.lbm --data " + d + " --task 2"), 0);  // no task-2 files
+}
+
+}  // namespace
+}  // namespace lowbit

@@ -1,0 +1,201 @@
+// MemN2N: finite-difference gradient checks of the hand-written backward pass, the Q-MANN
+// similarity against a bit-level reference, and short training runs on generated stories.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "lowbit/data/babi.h"
+#include "lowbit/nn/memn2n.h"
+#include "memn2n_test_util.h"
+#include "test_util.h"
+
+namespace lowbit::nn::memn2n {
+namespace {
+
+Example random_example(std::mt19937& rng, int64_t V, int sentences) {
+  std::uniform_int_distribution<int32_t> word(2, static_cast<int32_t>(V) - 1);
+  std::uniform_int_distribution<int> len(1, 4);
+  Example ex;
+  ex.offsets.push_back(0);
+  for (int s = 0; s < sentences; ++s) {
+    const int L = len(rng);
+    for (int j = 0; j < L; ++j) ex.words.push_back(word(rng));
+    ex.offsets.push_back(static_cast<int32_t>(ex.words.size()));
+  }
+  for (int j = 0; j < 3; ++j) ex.query.push_back(word(rng));
+  ex.answer = word(rng);
+  return ex;
+}
+
+// Central differences of the loss against the backward pass. `eps` is small where the function has
+// kinks (the Hamming surrogate's |a − b|).
+void gradient_check(const Config& cfg, bool linear, bool shifted, float eps = 1e-2f) {
+  const int64_t V = 11;
+  Model model(cfg, V);
+  model.init_normal(0.3f, 7);
+  std::mt19937 rng(3);
+  const Example ex = random_example(rng, V, 4);
+  std::vector<int32_t> shift;
+  if (shifted) shift = {2, 1, 1, 0};
+  std::vector<std::vector<float>> grads;
+  for (const Matrix& m : model.matrices()) grads.emplace_back(m.w.size(), 0.0f);
+  forward_backward(model, quantize_weights(model), ex, linear, shift, &grads, nullptr);
+  int checked = 0;
+  for (size_t mi = 0; mi < model.matrices().size(); ++mi) {
+    Matrix& m = model.matrices()[mi];
+    std::uniform_int_distribution<size_t> pick(0, m.w.size() - 1);
+    for (int t = 0; t < 25; ++t) {
+      const size_t i = pick(rng);
+      if (mi != static_cast<size_t>(model.h_index()) && i < static_cast<size_t>(m.cols)) continue;  // null row
+      const float keep = m.w[i];
+      m.w[i] = keep + eps;
+      const double lp = forward_backward(model, quantize_weights(model), ex, linear, shift, nullptr, nullptr);
+      m.w[i] = keep - eps;
+      const double lm = forward_backward(model, quantize_weights(model), ex, linear, shift, nullptr, nullptr);
+      m.w[i] = keep;
+      const double fd = (lp - lm) / (2.0 * eps);
+      const double an = grads[mi][i];
+      EXPECT_NEAR(an, fd, 2e-3 + 2e-2 * std::fabs(fd)) << m.name << "[" << i << "]";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 40);
+}
+
+TEST(Memn2nGrad, LayerwiseBagOfWordsTemporal) {
+  Config c;
+  c.dim = 6;
+  c.hops = 3;
+  c.memory_size = 8;
+  gradient_check(c, false, false);
+}
+
+TEST(Memn2nGrad, AdjacentPositionEncodingRandomTime) {
+  Config c;
+  c.dim = 5;
+  c.hops = 2;
+  c.memory_size = 8;
+  c.tying = Tying::adjacent;
+  c.encoding = Encoding::position;
+  gradient_check(c, false, true);
+}
+
+TEST(Memn2nGrad, LinearStartWithoutTemporal) {
+  Config c;
+  c.dim = 4;
+  c.hops = 1;
+  c.temporal = false;
+  gradient_check(c, true, false);
+}
+
+TEST(Memn2nGrad, SmoothHammingSurrogate) {
+  Config c;
+  c.dim = 6;
+  c.hops = 2;
+  c.memory_size = 8;
+  c.addressing = Addressing::hamming;
+  c.act_bits = 8;
+  c.act_int_bits = 1;
+  c.score_shift = 0;
+  c.hamming_sign_grad = false;  // the sign factor's straight-through term is not a derivative
+  gradient_check(c, false, false, 1e-3f);
+}
+
+// Bit-level reference of the Q-MANN kernel (qmann.md §5): 32-bit sign-magnitude words with
+// 31 − I fraction bits, common part removed, bits 30..(31 − (n − 1)) compared with weights 2^−k.
+double hamming_bits(double a, double b, int I, int n) {
+  const auto mag = [&](double x) { return static_cast<uint64_t>(std::floor(std::fabs(x) * std::ldexp(1.0, 31 - I))); };
+  uint64_t A = mag(a), B = mag(b);
+  const bool sa = a < 0, sb = b < 0;
+  if (sa == sb) {
+    const uint64_t m = std::min(A, B);
+    A -= m;
+    B -= m;
+  } else if (A >= B) {
+    A += B;
+    B = 0;
+  } else {
+    B += A;
+    A = 0;
+  }
+  double s = 0;
+  for (int k = 1; k <= n - 1; ++k) {
+    const int bit = 31 - k;
+    if (((A >> bit) & 1u) == ((B >> bit) & 1u)) s += std::ldexp(1.0, -k);
+  }
+  return sa == sb ? s : -s;
+}
+
+TEST(Memn2nHamming, ClosedFormMatchesTheBitLevelKernel) {
+  std::mt19937 rng(11);
+  for (int I = 0; I <= 3; ++I) {
+    const quant::FixedFormat f{I, 7 - I};
+    std::uniform_int_distribution<int> code(-((1 << 7) - 1), (1 << 7) - 1);
+    int agree = 0, total = 0;
+    for (int t = 0; t < 4000; ++t) {
+      const float a = std::ldexp(static_cast<float>(code(rng)), -f.frac_bits);
+      const float b = std::ldexp(static_cast<float>(code(rng)), -f.frac_bits);
+      if (std::fabs(a - b) >= std::ldexp(1.0f, I)) continue;  // the closed form's stated range
+      ++total;
+      const double ref = hamming_bits(a, b, I, 8);
+      agree += std::fabs(ref - hamming_similarity(a, b, f)) <= std::ldexp(1.0, -7) + 1e-9;
+    }
+    EXPECT_EQ(agree, total) << "I=" << I;
+    EXPECT_GT(total, 1000);
+  }
+  // Bounded in [−1, 1], largest for equal values, negative for opposite signs.
+  const quant::FixedFormat f{2, 5};
+  EXPECT_FLOAT_EQ(hamming_similarity(1.5f, 1.5f, f), 1.0f - 1.0f / 128);
+  EXPECT_LT(hamming_similarity(1.5f, 0.5f, f), hamming_similarity(1.5f, 1.25f, f));
+  EXPECT_LT(hamming_similarity(0.25f, -0.25f, f), 0.0f);
+}
+
+class Memn2nTrain : public lowbit::testing::TempDirTest {};
+
+TEST_F(Memn2nTrain, FloatModelLearnsGeneratedStories) {
+  lowbit::testing::write_generated_babi(dir_, 1, 600, 200, 5);
+  const auto all = data::load_babi_task(dir_.string(), 1, data::BabiSplit::train);
+  const auto test = data::load_babi_task(dir_.string(), 1, data::BabiSplit::test);
+  const data::BabiTrainValid split = data::split_babi_validation(all);
+  const data::BabiVocabulary vocab = data::BabiVocabulary::build(split.train);
+  const auto tr = encode(split.train, vocab, 50), va = encode(split.valid, vocab, 50), te = encode(test, vocab, 50);
+  Config c;
+  c.dim = 20;
+  c.hops = 2;
+  TrainConfig tc;
+  tc.epochs = 25;
+  tc.lr = 0.5;
+  tc.lr_halve_every = 10;
+  tc.shuffle = true;
+  const TrainOutcome r = train(c, tc, vocab.size(), tr, va, te);
+  EXPECT_LT(r.best_test_error, 0.15);
+  EXPECT_EQ(evaluate(r.best, te).error, r.best_test_error);
+}
+
+TEST(Memn2nData, UnknownTestWordsBecomeUnkAndLongStoriesKeepTheLast50) {
+  std::string text;
+  for (int i = 1; i <= 60; ++i) text += std::to_string(i) + " Mary went to room" + std::to_string(i) + ".\n";
+  text += "61 Where is Zed?\troom60\t60\n";
+  std::istringstream in(text);
+  const auto ex = data::parse_babi(in, "t.txt");
+  std::istringstream in2("1 Mary went to room59.\n2 Where is Mary?\troom59\t1\n");
+  const auto vocab = data::BabiVocabulary::build(data::parse_babi(in2, "v.txt"));
+  const auto enc = encode(ex, vocab, 50);
+  ASSERT_EQ(enc.size(), 1u);
+  EXPECT_EQ(enc[0].sentences(), 50);
+  EXPECT_EQ(enc[0].query.back(), data::BabiVocabulary::kUnknown);  // "zed"
+  EXPECT_EQ(enc[0].answer, data::BabiVocabulary::kUnknown);       // "room60"
+  EXPECT_EQ(enc[0].words[3], data::BabiVocabulary::kUnknown);  // "room11" (sentence 11 is the oldest kept)
+  // The last memory is "mary went to room60": room60 unknown, mary known.
+  EXPECT_EQ(enc[0].words[static_cast<size_t>(enc[0].offsets[49])], vocab.id("mary"));
+  EXPECT_NE(vocab.id("mary"), data::BabiVocabulary::kUnknown);
+}
+
+}  // namespace
+}  // namespace lowbit::nn::memn2n
