@@ -18,7 +18,8 @@ namespace {
 Tensor uniform(const Shape& shape, double scale, uint64_t seed) {
   Tensor t = Tensor::zeros(shape, DType::f32);
   float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i)
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i)
     p[i] = static_cast<float>(scale * (2.0 * quant::uniform01(seed, static_cast<uint64_t>(i)) - 1.0));
   return t;
 }
@@ -32,7 +33,8 @@ Tensor filled(const Shape& shape, float v) {
 float max_abs(const Tensor& t) {
   float m = 0.0f;
   const float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) m = std::max(m, std::abs(p[i]));
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::abs(p[i]));
   return m;
 }
 
@@ -225,14 +227,22 @@ double clip_grad_norm(const ParameterList& params, double max_norm) {
   double s = 0;
   for (const auto& p : params) {
     const float* g = p->grad.data<float>();
-    for (int64_t i = 0; i < p->grad.numel(); ++i) s += static_cast<double>(g[i]) * g[i];
+    const int64_t n = p->grad.numel();
+    // Float partial sums in blocks (vectorised), added in double.
+    for (int64_t b = 0; b < n; b += 4096) {
+      float part = 0.0f;
+      const int64_t e = std::min(n, b + 4096);
+      for (int64_t i = b; i < e; ++i) part += g[i] * g[i];
+      s += part;
+    }
   }
   const double norm = std::sqrt(s);
   if (norm > max_norm) {
     const auto f = static_cast<float>(max_norm / norm);
     for (const auto& p : params) {
       float* g = p->grad.data<float>();
-      for (int64_t i = 0; i < p->grad.numel(); ++i) g[i] *= f;
+      const int64_t n = p->grad.numel();
+      for (int64_t i = 0; i < n; ++i) g[i] *= f;
     }
   }
   return norm;
