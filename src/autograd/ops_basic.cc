@@ -267,16 +267,24 @@ Var softmax_cross_entropy(const Var& logits, std::span<const int32_t> labels) {
   Tensor probs = detail::new_like(zv);
   const float* z = zv.data<float>();
   float* p = probs.data<float>();
+  // Rows are independent: split them over the pool (a language model's [T·B, vocabulary]
+  // logits are millions of elements); each row's term is summed in row order afterwards, so the
+  // loss does not depend on the thread count.
+  std::vector<double> row_loss(static_cast<std::size_t>(n));
+  const int64_t row_grain = std::max<int64_t>(1, detail::kElementGrain / std::max<int64_t>(k, 1));
+  parallel_for(0, n, row_grain, [&](int64_t rb, int64_t re) {
+    for (int64_t r = rb; r < re; ++r) {
+      const float* zr = z + r * k;
+      float* pr = p + r * k;
+      const float mx = *std::max_element(zr, zr + k);  // shift for a stable exp
+      double s = 0.0;
+      for (int64_t c = 0; c < k; ++c) s += (pr[c] = std::exp(zr[c] - mx));
+      for (int64_t c = 0; c < k; ++c) pr[c] = static_cast<float>(pr[c] / s);
+      row_loss[static_cast<std::size_t>(r)] = std::log(s) + mx - zr[labels[r]];
+    }
+  });
   double loss = 0.0;
-  for (int64_t r = 0; r < n; ++r) {
-    const float* zr = z + r * k;
-    float* pr = p + r * k;
-    const float mx = *std::max_element(zr, zr + k);  // shift for a stable exp
-    double s = 0.0;
-    for (int64_t c = 0; c < k; ++c) s += (pr[c] = std::exp(zr[c] - mx));
-    for (int64_t c = 0; c < k; ++c) pr[c] = static_cast<float>(pr[c] / s);
-    loss += std::log(s) + mx - zr[labels[r]];
-  }
+  for (double l : row_loss) loss += l;
   Tensor out = Tensor::zeros({1}, DType::f32);
   out.data<float>()[0] = static_cast<float>(loss / static_cast<double>(n));
   std::vector<int32_t> lab(labels.begin(), labels.end());
@@ -285,9 +293,13 @@ Var softmax_cross_entropy(const Var& logits, std::span<const int32_t> labels) {
     float* g = self.parents[0]->grad_buffer();
     const float* p = probs.data<float>();
     const float s = self.grad.data<float>()[0] / static_cast<float>(n);
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t c = 0; c < k; ++c)
-        g[r * k + c] += s * (p[r * k + c] - (c == lab[static_cast<std::size_t>(r)] ? 1.0f : 0.0f));
+    const int64_t row_grain = std::max<int64_t>(1, detail::kElementGrain / std::max<int64_t>(k, 1));
+    parallel_for(0, n, row_grain, [&](int64_t rb, int64_t re) {
+      for (int64_t r = rb; r < re; ++r) {
+        for (int64_t c = 0; c < k; ++c) g[r * k + c] += s * p[r * k + c];
+        g[r * k + lab[static_cast<std::size_t>(r)]] -= s;
+      }
+    });
   });
 }
 

@@ -21,12 +21,14 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "cli/export_lm.h"
 #include "lowbit/autograd/var.h"
 #include "lowbit/core/error.h"
 #include "lowbit/core/threading.h"
 #include "lowbit/data/cifar.h"
 #include "lowbit/data/dataset.h"
 #include "lowbit/data/idx.h"
+#include "lowbit/nn/lm.h"
 #include "lowbit/nn/trainer.h"
 #include "lowbit/runtime/export.h"
 
@@ -123,6 +125,11 @@ json compare(nn::TrainedModel& tm, const runtime::Network& net, const std::strin
 void run(const ExportOptions& o) {
   if (is_memn2n_run(o.run)) {
     run_memn2n_export(o.run, o.out, o.data, o.compare, o.json);
+    return;
+  }
+  if (nn::is_language_model_run(o.run)) {
+    LOWBIT_CHECK(!o.compare, "export: --compare applies to classifiers; a language model is written as a float lstm_lm file");
+    export_language_model(o.run, o.out, o.json);
     return;
   }
   nn::TrainedModel tm = nn::load_trained(o.run);

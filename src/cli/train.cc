@@ -12,8 +12,10 @@
 #include <string>
 
 #include "cli/cli.h"
+#include "cli/train_lm.h"
 #include "lowbit/core/error.h"
 #include "lowbit/nn/memn2n.h"
+#include "lowbit/nn/lm.h"
 #include "lowbit/nn/trainer.h"
 
 namespace lowbit::cli {
@@ -22,7 +24,7 @@ namespace {
 struct TrainCliOptions {
   std::string recipe, out;
   std::optional<std::string> data;
-  std::optional<int64_t> epochs, stop_after;
+  std::optional<int64_t> epochs, stop_after, max_windows;
   std::optional<uint64_t> seed;
   bool resume = false;
   std::optional<std::string> task;
@@ -40,12 +42,17 @@ std::string clock_text(double seconds) {
 }
 
 void run(const TrainCliOptions& o) {
+  if (nn::recipe_task(o.recipe) == "language_model") {
+    run_language_model_training({o.recipe, o.out, o.data, o.epochs, o.stop_after, o.max_windows, o.seed, o.resume});
+    return;
+  }
   if (nn::memn2n::is_memn2n_recipe(o.recipe)) {
     LOWBIT_CHECK(!o.resume && !o.stop_after, "--resume and --stop-after are not supported for MemN2N recipes");
     run_memn2n_train(Memn2nTrainArgs{o.recipe, o.out, o.data, o.task, o.epochs, o.seed, o.runs, o.int_bits, o.verbose});
     return;
   }
   LOWBIT_CHECK(!o.task && !o.runs && !o.int_bits, "--task, --runs and --int-bits apply to MemN2N (bAbI) recipes only");
+  LOWBIT_CHECK(!o.max_windows, "--max-windows applies to language-model recipes only");
   nn::Recipe recipe = nn::load_recipe(o.recipe);
   std::string cmd = "lowbit train --recipe " + o.recipe + " --out " + o.out;
   if (o.data) {
@@ -122,6 +129,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Random seed (overrides training.seed)");
   cmd->add_option("--stop-after", o->stop_after,
                   "Stop once this many epochs of the schedule are done (resume later with --resume)");
+  cmd->add_option("--max-windows", o->max_windows,
+                  "Language models: train on only the first N BPTT windows of each epoch (timing runs)");
   cmd->add_flag("--resume", o->resume, "Continue from OUT/checkpoint.lbm");
   cmd->add_option("--task", o->task, "bAbI recipes: task 1..20, all (each separately) or joint");
   cmd->add_option("--runs", o->runs, "bAbI recipes: independent runs per task (seeds seed, seed+1, ...)");

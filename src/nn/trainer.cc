@@ -25,6 +25,7 @@
 #include "lowbit/nn/model.h"
 #include "lowbit/nn/optim.h"
 #include "lowbit/nn/schedule.h"
+#include "nn/internal.h"
 
 namespace lowbit::nn {
 namespace fs = std::filesystem;
@@ -32,85 +33,7 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-// ---- strict JSON sections ---------------------------------------------------------------------
-// A view of one JSON object that hands out typed values and remembers which keys were read, so
-// that finish() can reject whatever is left: a misspelt key is an error, not a silent default.
-class Section {
- public:
-  Section(const json& j, std::string path, std::string source)
-      : j_(j), path_(std::move(path)), source_(std::move(source)) {
-    if (!j_.is_object()) fail(where(""), " must be a JSON object, got ", j_.dump());
-  }
-
-  bool present(const std::string& key) const { return j_.contains(key); }
-  bool has(const std::string& key) {
-    seen_.insert(key);
-    return j_.contains(key);
-  }
-  const json& raw(const std::string& key) {
-    seen_.insert(key);
-    if (!j_.contains(key)) fail(where(key), ": missing required key");
-    return j_.at(key);
-  }
-  std::string str(const std::string& key, std::optional<std::string> def, const std::vector<std::string>& allowed = {}) {
-    if (!has(key)) {
-      if (!def) fail(where(key), ": missing required key");
-      return *def;
-    }
-    const json& v = j_.at(key);
-    if (!v.is_string()) fail(where(key), ": expected a string, got ", v.dump());
-    std::string s = v.get<std::string>();
-    if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), s) == allowed.end()) {
-      std::string list;
-      for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + ("\"" + a + "\"");
-      fail(where(key), ": \"", s, "\" is not one of ", list);
-    }
-    return s;
-  }
-  double number(const std::string& key, std::optional<double> def, double lo, double hi) {
-    if (!has(key)) {
-      if (!def) fail(where(key), ": missing required key");
-      return *def;
-    }
-    const json& v = j_.at(key);
-    if (!v.is_number()) fail(where(key), ": expected a number, got ", v.dump());
-    const double d = v.get<double>();
-    if (!(d >= lo && d <= hi)) fail(where(key), ": ", v.dump(), " is outside [", lo, ", ", hi, "]");
-    return d;
-  }
-  int64_t integer(const std::string& key, std::optional<int64_t> def, int64_t lo, int64_t hi) {
-    if (!has(key)) {
-      if (!def) fail(where(key), ": missing required key");
-      return *def;
-    }
-    const json& v = j_.at(key);
-    if (!v.is_number_integer()) fail(where(key), ": expected an integer, got ", v.dump());
-    const int64_t d = v.get<int64_t>();
-    if (d < lo || d > hi) fail(where(key), ": ", d, " is outside [", lo, ", ", hi, "]");
-    return d;
-  }
-  bool boolean(const std::string& key, bool def) {
-    if (!has(key)) return def;
-    const json& v = j_.at(key);
-    if (!v.is_boolean()) fail(where(key), ": expected true or false, got ", v.dump());
-    return v.get<bool>();
-  }
-  void finish() const {
-    std::string known;
-    for (const auto& k : seen_) known += (known.empty() ? "" : ", ") + k;
-    for (const auto& [key, value] : j_.items())
-      if (!seen_.count(key)) fail(where(key), ": unknown key (known keys here: ", known, ")");
-  }
-  std::string where(const std::string& key) const {
-    std::string p = path_.empty() ? key : (key.empty() ? path_ : path_ + "." + key);
-    return "recipe " + source_ + (p.empty() ? "" : ": '" + p + "'");
-  }
-
- private:
-  const json& j_;
-  std::string path_, source_;
-  std::set<std::string> seen_;
-};
+using detail::Section;
 
 json recipe_json(const Recipe& r) {
   const auto& d = r.data;
@@ -289,6 +212,10 @@ ParameterList unique_parameters(const Sequential& m) {
   return out;
 }
 
+}  // namespace
+
+namespace detail {
+
 io::Array to_array(const Tensor& t) {
   if (t.dtype() == DType::i32)
     return io::Array::from<int32_t>(t.shape(), std::span<const int32_t>(t.data<int32_t>(), t.numel()));
@@ -300,6 +227,12 @@ Tensor from_array(const io::Array& a) {
   if (a.type() == io::ElemType::I32) return Tensor::from<int32_t>(a.shape(), a.values<int32_t>());
   return Tensor::from<float>(a.shape(), a.values<float>());
 }
+
+}  // namespace detail
+
+namespace {
+using detail::from_array;
+using detail::to_array;
 
 void copy_into(Tensor dst, const io::Array& a, const std::string& name, const std::string& source) {
   LOWBIT_CHECK(a.type() == io::ElemType::F32 && a.shape() == dst.shape(), source, ": tensor '", name, "' is ",
@@ -337,6 +270,10 @@ EpochMetrics metrics_from(const json& j) {
   return e;
 }
 
+}  // namespace
+
+namespace detail {
+
 // Atomic text write: a temporary file in the same folder, then a rename.
 void write_text(const fs::path& path, const std::string& text) {
   const fs::path tmp = path.string() + ".tmp";
@@ -351,6 +288,11 @@ void write_text(const fs::path& path, const std::string& text) {
   fs::rename(tmp, path, ec);
   LOWBIT_CHECK(!ec, "cannot rename ", tmp.string(), " to ", path.string(), ": ", ec.message());
 }
+
+}  // namespace detail
+
+namespace {
+using detail::write_text;
 
 std::unique_ptr<Optimizer> make_optimizer(const Recipe::Optimizer& o, ParameterList params) {
   const auto f = [](double v) { return static_cast<float>(v); };
@@ -448,12 +390,21 @@ double error_rate(Sequential& model, const data::Dataset& d, int64_t batch_size)
 
 namespace {
 
+}  // namespace
+
+namespace detail {
+
 std::string now_iso() {
   const std::time_t t = std::time(nullptr);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return buf;
 }
+
+}  // namespace detail
+
+namespace {
+using detail::now_iso;
 
 // The recipe without the number of epochs (a run may be resumed with more or fewer of them) and
 // without the data folder (the same files may have moved).
