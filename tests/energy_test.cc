@@ -389,7 +389,7 @@ TEST(EnergyCounters, CifgLanguageModelCountsByHand) {
   for (const bool integer : {false, true}) {
     SCOPED_TRACE(integer ? "integer" : "float");
     io::ModelFile f;
-    f.add("embedding", io::Array::zeros(io::ElemType::F32, {7, 3}));
+    f.add("embedding", io::Array::zeros(integer ? io::ElemType::I8 : io::ElemType::F32, {7, 3}));
     std::string layers;
     add_lstm_layer(f, {"lstm.0", 3, 5, 5, true, false, false, false, 0.0, 0.0}, integer, layers);
     f.add("head.weight", io::Array::zeros(integer ? io::ElemType::I8 : io::ElemType::F32, {7, 5}));

@@ -224,7 +224,7 @@ void count_lstm(const io::ModelFile& file, OpTally& m, OpTally& f, bool lm) {
   if (lm) {
     vocab = geti(model, "vocab_size", "lstm_lm model");
     embed = geti(model, "embedding_dim", "lstm_lm model");
-    check_tensor(file, "embedding", {vocab, embed}, io::ElemType::F32);
+    check_tensor(file, "embedding", {vocab, embed}, w8);  // integer models store int8 input codes
   }
   std::vector<LayerShape> shapes;
   int64_t prev_out = lm ? embed : 0;
