@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "gradcheck_util.h"
 #include "lowbit/autograd/ops.h"
 #include "lowbit/core/error.h"
 #include "lowbit/quant/binary.h"
@@ -16,56 +17,10 @@
 namespace lowbit::autograd {
 namespace {
 
-Tensor random_tensor(const Shape& shape, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  Tensor t = Tensor::zeros(shape, DType::f32);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
-  return t;
-}
+using testing::gradcheck;
+using testing::random_tensor;
 
 Tensor filled(const Shape& shape, std::vector<float> v) { return Tensor::from<float>(shape, v); }
-
-using Fn = std::function<Var(const std::vector<Var>&)>;
-
-// Checks d(Σ R ⊙ fn(inputs))/d(inputs) from backward against central differences computed in
-// double from the f32 forward. At most `max_checks` elements per input are probed.
-void gradcheck(const Fn& fn, const std::vector<Tensor>& inputs, float eps = 1e-2f, double rtol = 1e-2,
-               double atol = 1e-3, int max_checks = 40) {
-  std::vector<Var> leaves;
-  for (const Tensor& t : inputs) leaves.emplace_back(t.clone(), true);
-  Var out = fn(leaves);
-  ASSERT_TRUE(out.requires_grad());
-  const Tensor r = random_tensor(out.shape(), 99);
-  backward(out, r);
-  auto objective = [&](const std::vector<Tensor>& xs) {
-    NoGradGuard ng;
-    std::vector<Var> vs;
-    for (const Tensor& t : xs) vs.emplace_back(t);
-    const Var o = fn(vs);
-    double s = 0.0;
-    for (int64_t i = 0; i < o.numel(); ++i) s += static_cast<double>(o.data()[i]) * r.data<float>()[i];
-    return s;
-  };
-  for (std::size_t k = 0; k < inputs.size(); ++k) {
-    const Tensor& g = leaves[k].grad();
-    ASSERT_TRUE(g.defined()) << "input " << k << " got no gradient";
-    const int64_t n = inputs[k].numel();
-    const int64_t step = std::max<int64_t>(1, n / max_checks);
-    for (int64_t i = 0; i < n; i += step) {
-      std::vector<Tensor> xs;
-      for (const Tensor& t : inputs) xs.push_back(t.clone());
-      xs[k].data<float>()[i] += eps;
-      const double fp = objective(xs);
-      xs[k].data<float>()[i] -= 2 * eps;
-      const double fm = objective(xs);
-      const double numeric = (fp - fm) / (2.0 * eps);
-      const double analytic = g.data<float>()[i];
-      EXPECT_NEAR(analytic, numeric, atol + rtol * std::max(std::fabs(analytic), std::fabs(numeric)))
-          << "input " << k << " element " << i;
-    }
-  }
-}
 
 // ---- tape mechanics --------------------------------------------------------------------------
 
@@ -231,13 +186,13 @@ TEST(AutogradPool, MaxPoolMatchesLoopsAndRoutesGradient) {
           for (int j = 0; j < 3; ++j) m = std::max(m, vals[static_cast<std::size_t>(pl * h * w + (oy * 2 + i) * w + ox * 2 + j)]);
         EXPECT_EQ(y.data()[(pl * 3 + oy) * 2 + ox], m);
       }
-  gradcheck([](auto& v) { return max_pool2d(v[0], 3, 2); }, {x}, 1e-3f);
-  gradcheck([](auto& v) { return max_pool2d(v[0], 2, 2); }, {x}, 1e-3f);
+  gradcheck([](auto& v) { return max_pool2d(v[0], 3, 2); }, {x}, {.eps = 1e-3f});
+  gradcheck([](auto& v) { return max_pool2d(v[0], 2, 2); }, {x}, {.eps = 1e-3f});
 }
 
 // ---- batch norm ------------------------------------------------------------------------------
 
-Fn bn_fn(bool shift, bool training) {
+testing::Fn bn_fn(bool shift, bool training) {
   return [shift, training](const std::vector<Var>& v) {
     const int64_t c = v[1].numel();
     Tensor rm = random_tensor({c}, 40, -0.2f, 0.2f), r2 = random_tensor({c}, 41, 0.5f, 2.0f);

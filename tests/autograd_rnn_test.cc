@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "gradcheck_util.h"
 #include "lowbit/autograd/rnn.h"
 #include "lowbit/core/error.h"
 
@@ -15,52 +16,12 @@ namespace lowbit::autograd {
 namespace {
 
 Tensor rnd(const Shape& shape, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  Tensor t = Tensor::zeros(shape, DType::f32);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
-  return t;
+  return testing::random_tensor(shape, seed, lo, hi);
 }
 
-using Fn = std::function<Var(const std::vector<Var>&)>;
-
-// d(Σ R ⊙ fn(inputs))/d(inputs) from backward against central differences (double sums of the
-// f32 forward), probing up to max_checks elements of every input.
-void gradcheck(const Fn& fn, const std::vector<Tensor>& inputs, float eps = 5e-3f, double rtol = 2e-2,
-               double atol = 2e-3, int max_checks = 30) {
-  std::vector<Var> leaves;
-  for (const Tensor& t : inputs) leaves.emplace_back(t.clone(), true);
-  Var out = fn(leaves);
-  ASSERT_TRUE(out.requires_grad());
-  const Tensor r = rnd(out.shape(), 99);
-  backward(out, r);
-  auto objective = [&](const std::vector<Tensor>& xs) {
-    NoGradGuard ng;
-    std::vector<Var> vs;
-    for (const Tensor& t : xs) vs.emplace_back(t);
-    const Var o = fn(vs);
-    double s = 0.0;
-    for (int64_t i = 0; i < o.numel(); ++i) s += static_cast<double>(o.data()[i]) * r.data<float>()[i];
-    return s;
-  };
-  for (std::size_t k = 0; k < inputs.size(); ++k) {
-    const Tensor& g = leaves[k].grad();
-    ASSERT_TRUE(g.defined()) << "input " << k << " got no gradient";
-    const int64_t n = inputs[k].numel();
-    const int64_t step = std::max<int64_t>(1, n / max_checks);
-    for (int64_t i = 0; i < n; i += step) {
-      std::vector<Tensor> xs;
-      for (const Tensor& t : inputs) xs.push_back(t.clone());
-      xs[k].data<float>()[i] += eps;
-      const double fp = objective(xs);
-      xs[k].data<float>()[i] -= 2 * eps;
-      const double fm = objective(xs);
-      const double numeric = (fp - fm) / (2.0 * eps);
-      const double analytic = g.data<float>()[i];
-      EXPECT_NEAR(analytic, numeric, atol + rtol * std::max(std::fabs(analytic), std::fabs(numeric)))
-          << "input " << k << " element " << i;
-    }
-  }
+// Several BPTT steps compound rounding, so the step is smaller and the tolerance wider.
+void gradcheck(const testing::Fn& fn, const std::vector<Tensor>& inputs) {
+  testing::gradcheck(fn, inputs, testing::GradTolerance{5e-3f, 2e-2, 2e-3, 30});
 }
 
 constexpr int64_t kT = 4, kB = 2, kI = 3, kC = 5, kP = 4;
