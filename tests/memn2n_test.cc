@@ -197,5 +197,25 @@ TEST(Memn2nData, UnknownTestWordsBecomeUnkAndLongStoriesKeepTheLast50) {
   EXPECT_NE(vocab.id("mary"), data::BabiVocabulary::kUnknown);
 }
 
+TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
+  const std::string dir = std::string(LOWBIT_SOURCE_DIR) + "/recipes/";
+  for (const char* name : {"babi-memn2n-float", "babi-memn2n-pe", "babi-conv-8bit", "babi-conv-binary",
+                           "babi-qmann-8bit", "babi-qmann-binary"}) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(is_memn2n_recipe(dir + name + ".json"));
+    const Recipe r = load_recipe(dir + name + ".json");
+    EXPECT_EQ(r.name, name);
+    EXPECT_EQ(r.model.hops, 3);
+    EXPECT_EQ(r.model.addressing, std::string(name).find("qmann") != std::string::npos ? Addressing::hamming
+                                                                                      : Addressing::dot);
+  }
+  // The float baseline of Sukhbaatar et al.: position encoding, linear start, random noise in time.
+  const Recipe pe = load_recipe(dir + "babi-memn2n-pe.json");
+  EXPECT_EQ(pe.model.encoding, Encoding::position);
+  EXPECT_EQ(pe.model.tying, Tying::adjacent);
+  EXPECT_GT(pe.training.linear_start_epochs, 0);
+  EXPECT_GT(pe.training.random_time, 0.0);
+}
+
 }  // namespace
 }  // namespace lowbit::nn::memn2n
