@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/train_lm.h"
+#include "cli/recipe_overrides.h"
 #include "lowbit/core/error.h"
 #include "lowbit/nn/memn2n.h"
 #include "lowbit/nn/lm.h"
@@ -42,32 +43,22 @@ std::string clock_text(double seconds) {
 }
 
 void run(const TrainCliOptions& o) {
+  const bool memn2n = nn::memn2n::is_memn2n_recipe(o.recipe);
+  LOWBIT_CHECK(memn2n || (!o.task && !o.runs && !o.int_bits),
+               "--task, --runs and --int-bits apply to MemN2N (bAbI) recipes only");
   if (nn::recipe_task(o.recipe) == "language_model") {
     run_language_model_training({o.recipe, o.out, o.data, o.epochs, o.stop_after, o.max_windows, o.seed, o.resume});
     return;
   }
-  if (nn::memn2n::is_memn2n_recipe(o.recipe)) {
-    LOWBIT_CHECK(!o.resume && !o.stop_after, "--resume and --stop-after are not supported for MemN2N recipes");
+  if (memn2n) {
+    LOWBIT_CHECK(!o.resume && !o.stop_after && !o.max_windows,
+                 "--resume, --stop-after and --max-windows are not supported for MemN2N recipes");
     run_memn2n_train(Memn2nTrainArgs{o.recipe, o.out, o.data, o.task, o.epochs, o.seed, o.runs, o.int_bits, o.verbose});
     return;
   }
-  LOWBIT_CHECK(!o.task && !o.runs && !o.int_bits, "--task, --runs and --int-bits apply to MemN2N (bAbI) recipes only");
   LOWBIT_CHECK(!o.max_windows, "--max-windows applies to language-model recipes only");
   nn::Recipe recipe = nn::load_recipe(o.recipe);
-  std::string cmd = "lowbit train --recipe " + o.recipe + " --out " + o.out;
-  if (o.data) {
-    recipe.data.path = *o.data;
-    cmd += " --data " + *o.data;
-  }
-  if (o.epochs) {
-    LOWBIT_CHECK(*o.epochs >= 1, "--epochs ", *o.epochs, " (expected >= 1)");
-    recipe.training.epochs = *o.epochs;
-    cmd += " --epochs " + std::to_string(*o.epochs);
-  }
-  if (o.seed) {
-    recipe.training.seed = *o.seed;
-    cmd += " --seed " + std::to_string(*o.seed);
-  }
+  std::string cmd = apply_common_overrides(recipe, o.recipe, o.out, o.data, o.epochs, o.seed);
   if (o.resume) cmd += " --resume";
 
   nn::TrainOptions topt;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 
+#include "cli/recipe_overrides.h"
 #include "lowbit/core/error.h"
 #include "lowbit/nn/lm.h"
 
@@ -15,20 +16,7 @@ namespace lowbit::cli {
 
 void run_language_model_training(const LmTrainCli& o) {
   nn::LmRecipe recipe = nn::load_lm_recipe(o.recipe);
-  std::string cmd = "lowbit train --recipe " + o.recipe + " --out " + o.out;
-  if (o.data) {
-    recipe.data.path = *o.data;
-    cmd += " --data " + *o.data;
-  }
-  if (o.epochs) {
-    LOWBIT_CHECK(*o.epochs >= 1, "--epochs ", *o.epochs, " (expected >= 1)");
-    recipe.training.epochs = *o.epochs;
-    cmd += " --epochs " + std::to_string(*o.epochs);
-  }
-  if (o.seed) {
-    recipe.training.seed = *o.seed;
-    cmd += " --seed " + std::to_string(*o.seed);
-  }
+  std::string cmd = apply_common_overrides(recipe, o.recipe, o.out, o.data, o.epochs, o.seed);
   if (o.stop_after) cmd += " --stop-after " + std::to_string(*o.stop_after);
   if (o.max_windows) {
     LOWBIT_CHECK(*o.max_windows >= 1, "--max-windows ", *o.max_windows, " (expected >= 1)");
