@@ -2,6 +2,7 @@
 // (tensor_utils_test.cc: inputs, parameters and expected outputs) and hand-derived integers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -77,13 +78,22 @@ TEST(IntegerOps, ArrayFormsEqualTheElementFunctionsOnEveryInput) {
   V16 in(65536), out(65536);
   for (int32_t a = -32768; a <= 32767; ++a) in[static_cast<std::size_t>(a + 32768)] = static_cast<int16_t>(a);
   lowbit::testing::for_each_isa([&](cpu::IsaLevel) {
-    apply_sigmoid(in.data(), 65536, out.data());
+    compute_sigmoid(in.data(), 65536, out.data());
     for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(out[i], logistic(in[i])) << in[i];
     for (int k = 0; k <= 6; ++k) {
-      apply_tanh(k, in.data(), 65536, out.data());
+      compute_tanh(k, in.data(), 65536, out.data());
       for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(out[i], tanh(in[i], k)) << in[i] << " bits " << k;
     }
   });
+  // The table forms (in reverse order, so that a table indexed off by one would show).
+  V16 rev(in.rbegin(), in.rend());
+  apply_sigmoid(rev.data(), 65536, out.data());
+  for (std::size_t i = 0; i < rev.size(); ++i) ASSERT_EQ(out[i], logistic(rev[i])) << rev[i];
+  for (int k = 0; k <= 6; ++k) {
+    apply_tanh(k, rev.data(), 65536, out.data());
+    for (std::size_t i = 0; i < rev.size(); ++i) ASSERT_EQ(out[i], tanh(rev[i], k)) << rev[i] << " bits " << k;
+  }
+  EXPECT_THROW(compute_tanh(7, in.data(), 1, out.data()), Error);
 }
 
 TEST(IntegerOps, RescaleAccumulateEqualsTheMatmulEpilogue) {
@@ -213,6 +223,29 @@ TEST(IntegerOps, CwiseMulToInt8AddsTheZeroPoint) {
   EXPECT_EQ(out, 73);
   cwise_mul_to_int8(&a, &b, 1, 1 << 30, 0, 0, &out);  // saturates
   EXPECT_EQ(out, 127);
+  // The vectorized array form against the element definition, on random int16 pairs, at every
+  // instruction-set level (including both saturations and the (−32768)² product).
+  std::mt19937 rng(11);
+  const int64_t n = 203;
+  V16 x(n), y(n);
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = static_cast<int16_t>(rng());
+    y[i] = static_cast<int16_t>(rng());
+  }
+  x[0] = y[0] = -32768;
+  std::vector<int8_t> got(n);
+  for (int shift : {-31, -20, -9, 0, 3}) {
+    for (int32_t zp : {-128, -3, 0, 77}) {
+      const int32_t m = (1 << 30) + static_cast<int32_t>(rng() % (1u << 30));
+      lowbit::testing::for_each_isa([&](cpu::IsaLevel) {
+        cwise_mul_to_int8(x.data(), y.data(), n, m, shift, zp, got.data());
+        for (int64_t i = 0; i < n; ++i) {
+          const int32_t v = quant::multiply_by_quantized_multiplier(static_cast<int32_t>(x[i]) * y[i], m, shift) + zp;
+          ASSERT_EQ(got[i], std::clamp(v, -128, 127)) << "shift " << shift << " zp " << zp << " i " << i;
+        }
+      });
+    }
+  }
 }
 
 TEST(IntegerOps, AddSub1AndClipsMatchPublishedVectors) {

@@ -144,6 +144,40 @@ TEST(RuntimeLstm, StackedLayersAndStatePersistence) {
     for (int64_t j = 0; j < 5; ++j) EXPECT_EQ(y1[static_cast<std::size_t>(t * 5 + j)], all[static_cast<std::size_t>((t * B + 1) * 5 + j)]);
 }
 
+TEST(RuntimeLstm, SequenceRunsMatchStepByStepAcrossBlocks) {
+  // Sequence runs compute each layer's input projection for a block of steps at once (64 steps);
+  // a 150-step run of two stacked layers (the second with CIFG and a projection) must equal the
+  // same sequence fed one step at a time and, for the integer model, the scalar reference.
+  auto layers = one_layer(7, 10, 10, false, true, false, true);
+  LstmLayerSpec second = layers[0];
+  second.name = "lstm.1";
+  second.n_input = 10;
+  second.n_cell = 12;
+  second.n_output = 6;
+  second.projection = true;
+  second.cifg = true;
+  second.peephole = false;
+  layers.push_back(second);
+  const Pair p = float_and_integer(layers, 31);
+  for (int64_t B : {1, 2}) {
+    const int64_t T = 150, I = 7, P = 6;
+    const auto xf = random_floats(T * B * I, 32 + B);
+    const auto xq = quantize_input(p.q, xf);
+    std::vector<int8_t> whole(static_cast<std::size_t>(T * B * P)), stepped(whole.size()), ref(whole.size());
+    auto s1 = p.q.initial_state(B), s2 = p.q.initial_state(B), s3 = p.q.initial_state(B);
+    p.q.run_integer(xq.data(), T, s1, whole.data());
+    for (int64_t t = 0; t < T; ++t) p.q.run_integer(xq.data() + t * B * I, 1, s2, stepped.data() + t * B * P);
+    p.q.run_integer(xq.data(), T, s3, ref.data(), /*reference=*/true);
+    EXPECT_EQ(whole, stepped) << "batch " << B;
+    EXPECT_EQ(whole, ref) << "batch " << B;
+    std::vector<float> fw(whole.size()), fs(whole.size());
+    auto f1 = p.f.initial_state(B), f2 = p.f.initial_state(B);
+    p.f.run_float(xf.data(), T, f1, fw.data());
+    for (int64_t t = 0; t < T; ++t) p.f.run_float(xf.data() + t * B * I, 1, f2, fs.data() + t * B * P);
+    for (std::size_t i = 0; i < fw.size(); ++i) ASSERT_NEAR(fw[i], fs[i], 1e-4f) << "batch " << B << " index " << i;
+  }
+}
+
 TEST(RuntimeLstm, FloatStepMatchesTheDefinitionOnOneCell) {
   // 1 input, 1 cell, no variants: compute the step by hand from the float tensors.
   const auto layers = one_layer(1, 1, 1, false, false, false, false);

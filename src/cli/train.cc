@@ -123,7 +123,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--max-windows", o->max_windows,
                   "Language models: train on only the first N BPTT windows of each epoch (timing runs)");
   cmd->add_flag("--resume", o->resume, "Continue from OUT/checkpoint.lbm");
-  cmd->add_option("--task", o->task, "bAbI recipes: task 1..20, all (each separately) or joint");
+  cmd->add_option("--task", o->task, "bAbI recipes: task 1..20, a list such as 1,2,16-20, all (each separately) or joint");
   cmd->add_option("--runs", o->runs, "bAbI recipes: independent runs per task (seeds seed, seed+1, ...)");
   cmd->add_option("--int-bits", o->int_bits, "bAbI quantized recipes: integer bits I of the Q(I.F) formats");
   cmd->add_flag("--verbose", o->verbose, "bAbI recipes: one line per epoch");

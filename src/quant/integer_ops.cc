@@ -191,11 +191,7 @@ void cwise_mul_shift(const int16_t* a, const int16_t* b, int64_t count, int shif
     out[i] = wrap16(rounding_divide_by_pot(static_cast<int32_t>(a[i]) * b[i], shift));
 }
 
-void cwise_mul_to_int8(const int16_t* a, const int16_t* b, int64_t count, int32_t multiplier, int shift,
-                       int32_t zero_point, int8_t* out) {
-  for (int64_t i = 0; i < count; ++i)
-    out[i] = sat8(multiply_by_quantized_multiplier(static_cast<int32_t>(a[i]) * b[i], multiplier, shift) + zero_point);
-}
+// cwise_mul_to_int8 (vectorized) is in integer_ops_vec.cc.
 
 void cwise_add_sat(const int16_t* a, const int16_t* b, int64_t count, int16_t* out) {
   for (int64_t i = 0; i < count; ++i) out[i] = sat16(static_cast<int32_t>(a[i]) + b[i]);

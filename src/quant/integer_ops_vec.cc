@@ -2,8 +2,11 @@
 // int32 lanes so that the compiler vectorizes them, compiled for baseline x86-64, AVX2 and
 // AVX-512 and chosen at run time. Each element follows exactly the scalar definitions in
 // integer_ops.cc (int16 wrap-around emulated by sign-extending the low 16 bits); a test compares
-// both on every int16 input at every instruction-set level.
+// both on every int16 input at every instruction-set level. The LSTM step reads the functions from
+// tables of all 65 536 inputs that these computed forms fill once.
 #include <cstdint>
+#include <mutex>
+#include <vector>
 
 #include "lowbit/core/cpu.h"
 #include "lowbit/core/error.h"
@@ -132,12 +135,49 @@ Fn pick(const Set& s) {
 
 }  // namespace
 
-void apply_sigmoid(const int16_t* in, int64_t count, int16_t* out) { pick(kSig)(in, count, out); }
+void compute_sigmoid(const int16_t* in, int64_t count, int16_t* out) { pick(kSig)(in, count, out); }
+
+void compute_tanh(int integer_bits, const int16_t* in, int64_t count, int16_t* out) {
+  LOWBIT_CHECK(integer_bits >= 0 && integer_bits <= 6, "integer tanh: ", integer_bits,
+               " integer bits (supported 0..6; for the LSTM cell this means a cell scale of 2^-15 .. 2^-9)");
+  pick(kTanh[integer_bits])(in, count, out);
+}
+
+namespace {
+
+// Tables of the functions on all 65 536 int16 inputs (128 KiB each), filled on first use by the
+// computed array forms: a lookup costs one load, against about twenty cycles per value for the
+// polynomial, reciprocal and barrel shifter, and gives the same integers by construction.
+struct Table {
+  std::once_flag once;
+  std::vector<int16_t> v;
+};
+
+const int16_t* table_of(Table& t, int integer_bits /* -1: sigmoid */) {
+  std::call_once(t.once, [&] {
+    std::vector<int16_t> in(65536);
+    for (int32_t a = -32768; a <= 32767; ++a) in[static_cast<std::size_t>(a + 32768)] = static_cast<int16_t>(a);
+    t.v.resize(65536);
+    if (integer_bits < 0) compute_sigmoid(in.data(), 65536, t.v.data());
+    else compute_tanh(integer_bits, in.data(), 65536, t.v.data());
+  });
+  return t.v.data() + 32768;  // indexed by the signed input
+}
+
+Table g_sigmoid, g_tanh[7];
+
+inline void lookup(const int16_t* table, const int16_t* in, int64_t count, int16_t* out) {
+  for (int64_t i = 0; i < count; ++i) out[i] = table[in[i]];
+}
+
+}  // namespace
+
+void apply_sigmoid(const int16_t* in, int64_t count, int16_t* out) { lookup(table_of(g_sigmoid, -1), in, count, out); }
 
 void apply_tanh(int integer_bits, const int16_t* in, int64_t count, int16_t* out) {
   LOWBIT_CHECK(integer_bits >= 0 && integer_bits <= 6, "integer tanh: ", integer_bits,
                " integer bits (supported 0..6; for the LSTM cell this means a cell scale of 2^-15 .. 2^-9)");
-  pick(kTanh[integer_bits])(in, count, out);
+  lookup(table_of(g_tanh[integer_bits], integer_bits), in, count, out);
 }
 
 }  // namespace lowbit::quant::iops
@@ -173,7 +213,40 @@ LOWBIT_TARGET_AVX512 void rescale_avx512(const int32_t* a, const int32_t* b, int
   rescale_loop(a, b, m, s, n, o);
 }
 
+LB_INLINE void mul8_loop(const int16_t* a, const int16_t* b, int64_t n, int32_t m, int shift, int32_t zp, int8_t* out) {
+  const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t v = mbqm(static_cast<int32_t>(a[i]) * b[i], m, left, right) + zp;
+    out[i] = static_cast<int8_t>(v < -128 ? -128 : (v > 127 ? 127 : v));
+  }
+}
+void mul8_base(const int16_t* a, const int16_t* b, int64_t n, int32_t m, int s, int32_t zp, int8_t* o) {
+  mul8_loop(a, b, n, m, s, zp, o);
+}
+LOWBIT_TARGET_AVX2 void mul8_avx2(const int16_t* a, const int16_t* b, int64_t n, int32_t m, int s, int32_t zp, int8_t* o) {
+  mul8_loop(a, b, n, m, s, zp, o);
+}
+LOWBIT_TARGET_AVX512 void mul8_avx512(const int16_t* a, const int16_t* b, int64_t n, int32_t m, int s, int32_t zp,
+                                      int8_t* o) {
+  mul8_loop(a, b, n, m, s, zp, o);
+}
+
 }  // namespace
+
+void cwise_mul_to_int8(const int16_t* a, const int16_t* b, int64_t count, int32_t multiplier, int shift,
+                       int32_t zero_point, int8_t* out) {
+  if (multiplier < 0 || shift < -31 || shift > 30) {  // outside the branch-free form's domain
+    for (int64_t i = 0; i < count; ++i)
+      out[i] = sat8(multiply_by_quantized_multiplier(static_cast<int32_t>(a[i]) * b[i], multiplier, shift) + zero_point);
+    return;
+  }
+#if LOWBIT_X86
+  const uint32_t f = cpu::usable_features();
+  if (f & cpu::kAvx512) return mul8_avx512(a, b, count, multiplier, shift, zero_point, out);
+  if (f & cpu::kAvx2) return mul8_avx2(a, b, count, multiplier, shift, zero_point, out);
+#endif
+  mul8_base(a, b, count, multiplier, shift, zero_point, out);
+}
 
 void rescale_accumulate(const int32_t* acc, const int32_t* bias, int32_t multiplier, int shift, int64_t n,
                         int16_t* out) {

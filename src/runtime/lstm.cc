@@ -316,8 +316,9 @@ struct FloatScratch {
   std::vector<float> pre, act[4], hidden;
 };
 
+// `pre_x`, when given, holds this step's W_x·x, [B, G·C], computed ahead for many steps at once.
 void float_step(const FloatLayer& L, const float* x, int64_t B, float* h, float* c, LstmLayerRanges* rg,
-                FloatScratch& s) {
+                FloatScratch& s, const float* pre_x = nullptr) {
   const LstmLayerSpec& sp = L.spec;
   const int64_t C = sp.n_cell, I = sp.n_input, P = sp.n_output;
   const auto G = static_cast<int64_t>(L.gates.size());
@@ -329,7 +330,8 @@ void float_step(const FloatLayer& L, const float* x, int64_t B, float* h, float*
     rg->output_state.update(h, B * P);
     rg->cell_state.update(c, B * C);
   }
-  kernels::sgemm(false, true, B, G * C, I, 1.0f, x, I, L.wx.data(), I, 0.0f, s.pre.data(), G * C);
+  if (pre_x) std::copy(pre_x, pre_x + B * G * C, s.pre.begin());
+  else kernels::sgemm(false, true, B, G * C, I, 1.0f, x, I, L.wx.data(), I, 0.0f, s.pre.data(), G * C);
   kernels::sgemm(false, true, B, G * C, P, 1.0f, h, P, L.wh.data(), P, 1.0f, s.pre.data(), G * C);
 
   auto gate = [&](int g, const float* cs) {
@@ -405,7 +407,7 @@ void int_matmul_all(std::span<const int8_t> a, int64_t B, int64_t k, const kerne
 }  // namespace
 
 void integer_lstm_step(const IntegerLstmLayer& L, const int8_t* x, int64_t B, int8_t* h, int16_t* c, bool reference,
-                       IntegerLstmScratch& s) {
+                       IntegerLstmScratch& s, const int32_t* accx_pre) {
   const LstmLayerSpec& sp = L.spec;
   const int64_t C = sp.n_cell, I = sp.n_input, P = sp.n_output;
   const auto G = static_cast<int64_t>(L.gates.size());
@@ -413,8 +415,14 @@ void integer_lstm_step(const IntegerLstmLayer& L, const int8_t* x, int64_t B, in
   s.tmp.resize(static_cast<std::size_t>(B * C));
   s.tanh_c.resize(static_cast<std::size_t>(B * C));
   s.hidden.resize(static_cast<std::size_t>(B * C));
+  const int32_t* accx = nullptr;
   if (!reference) {
-    int_matmul_all({x, static_cast<std::size_t>(B * I)}, B, I, L.wx_all, s.accx);
+    if (accx_pre) {
+      accx = accx_pre;
+    } else {
+      int_matmul_all({x, static_cast<std::size_t>(B * I)}, B, I, L.wx_all, s.accx);
+      accx = s.accx.data();
+    }
     int_matmul_all({h, static_cast<std::size_t>(B * P)}, B, P, L.wh_all, s.acch);
   }
   auto gate = [&](int g) {
@@ -426,7 +434,7 @@ void integer_lstm_step(const IntegerLstmLayer& L, const int8_t* x, int64_t B, in
       iops::matmul_accumulate_ref(h, B, P, Q.wh.data(), C, Q.bias_h.data(), Q.mh.multiplier, Q.mh.shift, 0, out);
     } else {
       const auto pos = static_cast<int64_t>(std::find(L.gates.begin(), L.gates.end(), g) - L.gates.begin());
-      rescale_accumulate(s.accx.data() + pos * C, G * C, Q.bias_x.data(), Q.mx, B, C, out);
+      rescale_accumulate(accx + pos * C, G * C, Q.bias_x.data(), Q.mx, B, C, out);
       rescale_accumulate(s.acch.data() + pos * C, G * C, Q.bias_h.data(), Q.mh, B, C, out);
     }
     // TFLite passes n_output as the peephole length and row stride (see lstm.h).
@@ -520,6 +528,10 @@ struct LstmModel::State::Impl {
   FloatScratch fs;
   IntegerLstmScratch is;
   std::vector<int32_t> acc;
+  // Sequence runs: input projections of a block of steps, and one layer's outputs for the block.
+  std::vector<int32_t> seq_accx;
+  std::vector<float> seq_prex, seq_yf[2];
+  std::vector<int8_t> seq_yq[2];
 };
 
 LstmModel::LstmModel() = default;
@@ -639,6 +651,14 @@ LstmModel::State LstmModel::initial_state(int64_t batch) const {
   return s;
 }
 
+namespace {
+// Sequence runs go block by block, and within a block layer by layer: a layer's input projection
+// W_x·x for every step of the block is one GEMM (compute-bound, with M = steps·batch rows), and
+// each step then multiplies only the recurrent weights. The arithmetic per value is unchanged,
+// so the results are identical to running step by step.
+constexpr int64_t kSeqBlock = 64;
+}  // namespace
+
 void LstmModel::run_float(const float* x, int64_t steps, State& state, float* y,
                           std::vector<LstmLayerRanges>* ranges) const {
   LOWBIT_CHECK(!impl_->integer, impl_->source, ": run_float needs a float model");
@@ -646,13 +666,30 @@ void LstmModel::run_float(const float* x, int64_t steps, State& state, float* y,
   if (ranges) ranges->resize(impl_->specs.size());
   State::Impl& s = *state.impl;
   const int64_t B = s.batch, I = n_input(), P = n_output();
-  for (int64_t t = 0; t < steps; ++t) {
-    const float* in = x + t * B * I;
-    for (std::size_t l = 0; l < impl_->fl.size(); ++l) {
-      float_step(impl_->fl[l], in, B, s.hf[l].data(), s.cf[l].data(), ranges ? &(*ranges)[l] : nullptr, s.fs);
-      in = s.hf[l].data();
+  const std::size_t nl = impl_->fl.size();
+  for (int64_t t0 = 0; t0 < steps; t0 += kSeqBlock) {
+    const int64_t T = std::min(kSeqBlock, steps - t0);
+    const float* in = x + t0 * B * I;
+    int64_t in_w = I;
+    for (std::size_t l = 0; l < nl; ++l) {
+      const FloatLayer& L = impl_->fl[l];
+      const LstmLayerSpec& sp = L.spec;
+      const int64_t GC = static_cast<int64_t>(L.gates.size()) * sp.n_cell, Pl = sp.n_output;
+      s.seq_prex.resize(static_cast<std::size_t>(T * B * GC));
+      kernels::sgemm(false, true, T * B, GC, in_w, 1.0f, in, in_w, L.wx.data(), in_w, 0.0f, s.seq_prex.data(), GC);
+      float* out = l + 1 == nl ? y + t0 * B * P : nullptr;
+      if (!out) {
+        s.seq_yf[l % 2].resize(static_cast<std::size_t>(T * B * Pl));
+        out = s.seq_yf[l % 2].data();
+      }
+      for (int64_t t = 0; t < T; ++t) {
+        float_step(L, in + t * B * in_w, B, s.hf[l].data(), s.cf[l].data(), ranges ? &(*ranges)[l] : nullptr, s.fs,
+                   s.seq_prex.data() + t * B * GC);
+        std::copy(s.hf[l].begin(), s.hf[l].end(), out + t * B * Pl);
+      }
+      in = out;
+      in_w = Pl;
     }
-    std::copy(in, in + B * P, y + t * B * P);
   }
 }
 
@@ -661,13 +698,41 @@ void LstmModel::run_integer(const int8_t* x, int64_t steps, State& state, int8_t
   LOWBIT_CHECK(state.impl && state.impl->hq.size() == impl_->specs.size(), "LSTM state does not belong to this model");
   State::Impl& s = *state.impl;
   const int64_t B = s.batch, I = n_input(), P = n_output();
-  for (int64_t t = 0; t < steps; ++t) {
-    const int8_t* in = x + t * B * I;
-    for (std::size_t l = 0; l < impl_->il.size(); ++l) {
-      integer_lstm_step(impl_->il[l], in, B, s.hq[l].data(), s.cq[l].data(), reference, s.is);
-      in = s.hq[l].data();
+  const std::size_t nl = impl_->il.size();
+  if (reference) {
+    for (int64_t t = 0; t < steps; ++t) {
+      const int8_t* in = x + t * B * I;
+      for (std::size_t l = 0; l < nl; ++l) {
+        integer_lstm_step(impl_->il[l], in, B, s.hq[l].data(), s.cq[l].data(), true, s.is);
+        in = s.hq[l].data();
+      }
+      std::copy(in, in + B * P, y + t * B * P);
     }
-    std::copy(in, in + B * P, y + t * B * P);
+    return;
+  }
+  for (int64_t t0 = 0; t0 < steps; t0 += kSeqBlock) {
+    const int64_t T = std::min(kSeqBlock, steps - t0);
+    const int8_t* in = x + t0 * B * I;
+    int64_t in_w = I;
+    for (std::size_t l = 0; l < nl; ++l) {
+      const IntegerLstmLayer& L = impl_->il[l];
+      const int64_t GC = L.wx_all.n(), Pl = L.spec.n_output;
+      s.seq_accx.resize(static_cast<std::size_t>(T * B * GC));
+      if (T * B == 1) kernels::igemv_s32({in, static_cast<std::size_t>(in_w)}, L.wx_all, s.seq_accx);
+      else kernels::igemm_s32({in, static_cast<std::size_t>(T * B * in_w)}, T * B, in_w, L.wx_all, s.seq_accx, GC);
+      int8_t* out = l + 1 == nl ? y + t0 * B * P : nullptr;
+      if (!out) {
+        s.seq_yq[l % 2].resize(static_cast<std::size_t>(T * B * Pl));
+        out = s.seq_yq[l % 2].data();
+      }
+      for (int64_t t = 0; t < T; ++t) {
+        integer_lstm_step(L, in + t * B * in_w, B, s.hq[l].data(), s.cq[l].data(), false, s.is,
+                          s.seq_accx.data() + t * B * GC);
+        std::copy(s.hq[l].begin(), s.hq[l].end(), out + t * B * Pl);
+      }
+      in = out;
+      in_w = Pl;
+    }
   }
 }
 

@@ -53,10 +53,14 @@ int16_t logistic(int16_t a, int integer_bits = 3);
 // tanh of a Qk.(15−k) value, 0 <= k <= 6 (throws otherwise), result Q0.15.
 int16_t tanh(int16_t a, int integer_bits);
 
-// Array forms over n_batch · n values (TFLite ApplySigmoid / ApplyTanh), vectorized with
-// run-time instruction-set dispatch; identical to the element functions above.
+// Array forms over n_batch · n values (TFLite ApplySigmoid / ApplyTanh), identical to the element
+// functions above. apply_* read a table of every int16 input (filled once, thread-safe, on first
+// use); compute_* evaluate the fixed-point algorithm, vectorized with run-time instruction-set
+// dispatch, and fill those tables.
 void apply_sigmoid(const int16_t* in, int64_t count, int16_t* out);
 void apply_tanh(int integer_bits, const int16_t* in, int64_t count, int16_t* out);
+void compute_sigmoid(const int16_t* in, int64_t count, int16_t* out);
+void compute_tanh(int integer_bits, const int16_t* in, int64_t count, int16_t* out);
 
 // TFLite GetInvSqrtQuantizedMultiplierExp: (multiplier, shift) with x·multiplier·2^(shift−31)
 // ≈ x / √input, for input >= 0 (input <= 1 gives (INT32_MAX, 0)). reverse_shift is −1 in the LSTM.

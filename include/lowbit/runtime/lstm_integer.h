@@ -56,8 +56,10 @@ struct IntegerLstmScratch {
 };
 
 // One time step for B batch rows: x int8 [B, I], h int8 [B, P] (updated), c int16 [B, C]
-// (updated). `reference` selects the scalar path.
+// (updated). `reference` selects the scalar path. `accx`, when given (fast path only), holds the
+// raw int32 sums W_x·x of this step's rows, [B, G·C] in the order of `wx_all`, computed ahead for
+// many steps at once by one GEMM (the input does not depend on the recurrence); x is then not read.
 void integer_lstm_step(const IntegerLstmLayer& layer, const int8_t* x, int64_t B, int8_t* h, int16_t* c,
-                       bool reference, IntegerLstmScratch& scratch);
+                       bool reference, IntegerLstmScratch& scratch, const int32_t* accx = nullptr);
 
 }  // namespace lowbit::runtime
