@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Trains the five MemN2N configurations of the Q-MANN comparison on bAbI (float32, conventional
 # 8-bit, Q-MANN 8-bit, conventional binary, Q-MANN binary; recipes/babi-*.json), one folder per
-# configuration and task, and writes the per-task and mean test errors (mean and best over the
-# runs) with the durations into docs/results.md (between the babi-table markers).
+# configuration and task, and writes the per-task and mean test errors (mean over the runs, and
+# the run with the lowest validation error) with the durations into docs/results.md (between the babi-table markers).
 #
 #   scripts/reproduce-babi.sh                         all 20 tasks, 10 runs, all five configurations
 #   scripts/reproduce-babi.sh --tasks 1,2,3           some tasks
@@ -107,8 +107,8 @@ sep = "|---|" + "---|" * len(order)
 mean = "| **mean** | " + " | ".join(
     ("**%.1f** (%.1f)" % (s[0] / s[2], s[1] / s[2])) if s[2] else "—" for s in (sums[c] for c in order)) + " |"
 dur = "| duration | " + " | ".join("%d min %02d s" % (secs[c] // 60, secs[c] % 60) for c in order) + " |"
-print("Test error in %% on bAbI (10k; task 3 from the 1k set), mean over %s run(s) per task with the best run in "
-      "parentheses; epochs: %s; %s threads; durations are wall time for all listed tasks." % (runs, epochs, threads))
+print("Test error in %% on bAbI (10k; task 3 from the 1k set), mean over %s run(s) per task, in "
+      "parentheses the test error of the run with the lowest validation error; epochs: %s; %s threads; durations are wall time for all listed tasks." % (runs, epochs, threads))
 print()
 print("\n".join([head, sep] + rows + [mean, dur]))
 PY

@@ -1,6 +1,7 @@
 // MemN2N integer runtime: exported models agree with the training graph, the integer exp, the
 // PNG writer's checksums, the op counter, and the train/export/eval commands end to end.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdlib>
@@ -192,6 +193,40 @@ TEST_F(Memn2nCli, TrainExportEvalExplain) {
   ASSERT_EQ(sh(exe.string() + " explain " + d + "/m.lbm --data " + d + " --question 2 --png " + d + "/a.png"), 0);
   EXPECT_TRUE(fs::exists(dir_ / "a.png"));
   EXPECT_NE(sh(exe.string() + " train --recipe " + recipe + " --out " + d + "/bad --data " + d + " --task 21"), 0);
+  EXPECT_NE(sh(exe.string() + " train --recipe " + recipe + " --out " + d + "/bad --data " + d + " --task 2-1"), 0);
+  // --resume keeps the two finished runs and trains a third; results.json then names the run
+  // with the lowest validation error.
+  const auto run1_time = fs::last_write_time(dir_ / "run" / "task-01" / "run-1" / "best.lbm");
+  ASSERT_EQ(sh(exe.string() + " train --recipe " + recipe + " --out " + d + "/run --data " + d +
+               " --task 1 --epochs 4 --runs 3 --resume"), 0);
+  {
+    std::ifstream f(dir_ / "log.txt");
+    const std::string out((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    EXPECT_NE(out.find("task 1 run 1: kept from"), std::string::npos) << out;
+    EXPECT_NE(out.find("task 1 run 2: kept from"), std::string::npos) << out;
+    EXPECT_EQ(out.find("task 1 run 3: kept from"), std::string::npos) << out;
+  }
+  EXPECT_EQ(fs::last_write_time(dir_ / "run" / "task-01" / "run-1" / "best.lbm"), run1_time);
+  EXPECT_TRUE(fs::exists(dir_ / "run" / "task-01" / "run-3" / "best.lbm"));
+  {
+    std::ifstream f(dir_ / "run" / "results.json");
+    const auto r = nlohmann::json::parse(f);
+    const auto& t = r.at("tasks").at(0);
+    ASSERT_EQ(t.at("runs").size(), 3u);
+    double best_valid = 2;
+    int best_run = 0;
+    for (const auto& run : t.at("runs"))
+      if (run.at("valid_error").get<double>() < best_valid) {
+        best_valid = run.at("valid_error").get<double>();
+        best_run = run.at("run").get<int>();
+      }
+    EXPECT_EQ(t.at("best_run").get<int>(), best_run);
+    EXPECT_EQ(t.at("best_test_error").get<double>(),
+              t.at("runs").at(static_cast<std::size_t>(best_run - 1)).at("test_error").get<double>());
+  }
+  // A different configuration is refused rather than mixed with the finished runs.
+  EXPECT_NE(sh(exe.string() + " train --recipe " + recipe + " --out " + d + "/run --data " + d +
+               " --task 1 --epochs 5 --runs 3 --resume"), 0);
   EXPECT_NE(sh(exe.string() + " eval " + d + "/m.lbm --data " + d + " --task 2"), 0);  // no task-2 files
 }
 

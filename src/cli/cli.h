@@ -53,6 +53,7 @@ struct Memn2nTrainArgs {
   std::optional<uint64_t> seed;
   std::optional<int> runs, int_bits;
   bool verbose = false;
+  bool resume = false;  // keep the runs already finished in OUT (their run.json and best.lbm)
 };
 void run_memn2n_train(const Memn2nTrainArgs& args);  // train_memn2n.cc
 // eval_babi.cc

@@ -51,9 +51,9 @@ void run(const TrainCliOptions& o) {
     return;
   }
   if (memn2n) {
-    LOWBIT_CHECK(!o.resume && !o.stop_after && !o.max_windows,
-                 "--resume, --stop-after and --max-windows are not supported for MemN2N recipes");
-    run_memn2n_train(Memn2nTrainArgs{o.recipe, o.out, o.data, o.task, o.epochs, o.seed, o.runs, o.int_bits, o.verbose});
+    LOWBIT_CHECK(!o.stop_after && !o.max_windows, "--stop-after and --max-windows are not supported for MemN2N recipes");
+    run_memn2n_train(
+        Memn2nTrainArgs{o.recipe, o.out, o.data, o.task, o.epochs, o.seed, o.runs, o.int_bits, o.verbose, o.resume});
     return;
   }
   LOWBIT_CHECK(!o.max_windows, "--max-windows applies to language-model recipes only");
@@ -122,7 +122,8 @@ void add_train_command(CLI::App& app) {
                   "Stop once this many epochs of the schedule are done (resume later with --resume)");
   cmd->add_option("--max-windows", o->max_windows,
                   "Language models: train on only the first N BPTT windows of each epoch (timing runs)");
-  cmd->add_flag("--resume", o->resume, "Continue from OUT/checkpoint.lbm");
+  cmd->add_flag("--resume", o->resume,
+                "Continue from OUT/checkpoint.lbm (bAbI recipes: keep the runs that finished, train the rest)");
   cmd->add_option("--task", o->task, "bAbI recipes: task 1..20, a list such as 1,2,16-20, all (each separately) or joint");
   cmd->add_option("--runs", o->runs, "bAbI recipes: independent runs per task (seeds seed, seed+1, ...)");
   cmd->add_option("--int-bits", o->int_bits, "bAbI quantized recipes: integer bits I of the Q(I.F) formats");

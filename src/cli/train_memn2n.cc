@@ -62,6 +62,21 @@ std::vector<std::string> vocab_words(const data::BabiVocabulary& v) {
   return w;
 }
 
+// A recipe as --resume compares it: without what may differ between invocations that train the
+// same runs (the data folders, the task list, the number of runs, the first seed).
+json comparable(json recipe) {
+  if (recipe.contains("data")) {
+    recipe["data"].erase("path");
+    recipe["data"].erase("fallback_path");
+    recipe["data"].erase("task");
+  }
+  if (recipe.contains("training")) {
+    recipe["training"].erase("runs");
+    recipe["training"].erase("seed");  // each run's own seed is compared separately
+  }
+  return recipe;
+}
+
 }  // namespace
 
 void run_memn2n_train(const Memn2nTrainArgs& a) {
@@ -93,6 +108,7 @@ void run_memn2n_train(const Memn2nTrainArgs& a) {
     r.runs = *a.runs;
     cmd += " --runs " + std::to_string(*a.runs);
   }
+  if (a.resume) cmd += " --resume";
   if (a.int_bits) {
     LOWBIT_CHECK(r.model.quantized, "--int-bits: the recipe ", a.recipe, " is not quantized");
     if (r.model.act_bits > 1) r.model.act_int_bits = *a.int_bits;
@@ -172,6 +188,34 @@ void run_memn2n_train(const Memn2nTrainArgs& a) {
       if (joint) std::snprintf(sub, sizeof sub, "task-joint/run-%d", run);
       else std::snprintf(sub, sizeof sub, "task-%02d/run-%d", task, run);
       const fs::path dir = nested ? fs::path(a.out) / sub : fs::path(a.out);
+      if (a.resume && fs::exists(dir / "run.json") && fs::exists(dir / "best.lbm")) {
+        // A finished run: keep it, after checking that it is this recipe's run with this seed.
+        json done;
+        try {
+          std::ifstream f(dir / "run.json");
+          done = json::parse(f);
+        } catch (const std::exception& e) {
+          throw Error((dir / "run.json").string() + ": unreadable (" + e.what() + "); delete the folder to retrain it");
+        }
+        LOWBIT_CHECK(done.contains("recipe") && comparable(done["recipe"]) == comparable(json::parse(mm::recipe_json(r))) &&
+                         done.value("seed", uint64_t{0}) == tc.seed,
+                     (dir / "run.json").string(),
+                     ": written by a different recipe or seed; --resume keeps only runs of the same configuration");
+        const double te = done.at("test_error").get<double>(), ve = done.at("valid_error").get<double>();
+        std::printf("task %s run %d: kept from %s (valid %.2f%%, test %.2f%%)\n", tname.c_str(), run,
+                    dir.string().c_str(), 100 * ve, 100 * te);
+        std::fflush(stdout);
+        tj["runs"].push_back({{"run", run}, {"test_error", te}, {"valid_error", ve},
+                              {"best_epoch", done.at("best_epoch")}, {"seconds", done.at("seconds")}});
+        sum += te;
+        if (ve < best_valid) {
+          best_valid = ve;
+          best = te;
+          best_run = run;
+        }
+        secs += done.at("seconds").get<double>();
+        continue;
+      }
       fs::create_directories(dir);
       std::ofstream metrics(dir / "metrics.jsonl", std::ios::trunc);
       const mm::TrainOutcome o = mm::train(r.model, tc, vocab.size(), tr, va, te, [&](const mm::EpochReport& e) {
