@@ -45,6 +45,12 @@ if [[ $out == *"epoch 1/2"*"valid ppl"* && -f $run/checkpoint.lbm && -f $run/bes
 else
   fail "train 1 epoch: $out"
 fi
+# Not a terminal: plain progress lines within the epoch instead of a bar.
+if [[ $out == *"epoch 1/2: "*" windows, loss "*"epoch ETA"* && $out != *$'\r'* ]]; then
+  pass "progress lines in a log"
+else
+  fail "progress lines: $out"
+fi
 out=$("$lowbit" train --recipe "$recipe" --out "$run" --data "$corpus" --resume)
 if [[ $out == *"resuming after epoch 1"*"epoch 2/2"* ]]; then pass "resume"; else fail "resume: $out"; fi
 [[ $(wc -l < "$run/metrics.jsonl") -eq 2 ]] && pass "metrics.jsonl: 2 lines" || fail "metrics.jsonl"

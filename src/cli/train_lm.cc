@@ -53,6 +53,18 @@ void run_language_model_training(const LmTrainCli& o) {
                   static_cast<long long>(100 * (b + 1) / nb), loss, std::exp(loss), s / 60, s % 60);
       std::fflush(stdout);
     };
+  } else {
+    // Logs of long runs: one plain line per tenth of an epoch.
+    sink.on_batch = [&recipe](int64_t epoch, int64_t b, int64_t nb, double loss, double secs) {
+      if (nb < 10 || (b + 1) % ((nb + 9) / 10) != 0 || b + 1 == nb) return;
+      const double eta = secs / static_cast<double>(b + 1) * static_cast<double>(nb - b - 1);
+      const auto s = static_cast<long long>(eta + 0.5);
+      std::printf("epoch %lld/%lld: %lld/%lld windows, loss %.4f, ppl %.1f, %.0f s, epoch ETA %lld:%02lld\n",
+                  static_cast<long long>(epoch + 1), static_cast<long long>(recipe.training.epochs),
+                  static_cast<long long>(b + 1), static_cast<long long>(nb), loss, std::exp(loss), secs, s / 60,
+                  s % 60);
+      std::fflush(stdout);
+    };
   }
   sink.on_epoch = [tty](const nn::LmEpochMetrics& m, int64_t epochs) {
     if (tty) std::printf("\r\033[K");
