@@ -178,6 +178,28 @@ TEST_F(Memn2nTrain, FloatModelLearnsGeneratedStories) {
   EXPECT_EQ(evaluate(r.best, te).error, r.best_test_error);
 }
 
+TEST_F(Memn2nTrain, RunOfOnlyLinearStartEpochsReportsItsLastEpoch) {
+  // When every epoch is a linear-start epoch no epoch qualifies as "best"; the last one stands
+  // in, with its own validation and test errors (not the initial 100 %).
+  lowbit::testing::write_generated_babi(dir_, 1, 200, 100, 5);
+  const auto all = data::load_babi_task(dir_.string(), 1, data::BabiSplit::train);
+  const auto test = data::load_babi_task(dir_.string(), 1, data::BabiSplit::test);
+  const data::BabiTrainValid split = data::split_babi_validation(all);
+  const data::BabiVocabulary vocab = data::BabiVocabulary::build(split.train);
+  const auto tr = encode(split.train, vocab, 50), va = encode(split.valid, vocab, 50), te = encode(test, vocab, 50);
+  Config c;
+  c.dim = 10;
+  c.hops = 1;
+  TrainConfig tc;
+  tc.epochs = 2;
+  tc.linear_start_epochs = 5;
+  const TrainOutcome r = train(c, tc, vocab.size(), tr, va, te);
+  EXPECT_EQ(r.best_epoch, 2);
+  EXPECT_EQ(r.best_test_error, r.final_test_error);
+  EXPECT_EQ(r.best_valid_error, evaluate(r.best, va).error);
+  EXPECT_EQ(r.best_test_error, evaluate(r.best, te).error);
+}
+
 TEST(Memn2nData, UnknownTestWordsBecomeUnkAndLongStoriesKeepTheLast50) {
   std::string text;
   for (int i = 1; i <= 60; ++i) text += std::to_string(i) + " Mary went to room" + std::to_string(i) + ".\n";

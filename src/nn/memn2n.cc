@@ -199,7 +199,9 @@ struct FastQ {
         maxc(std::ldexp(1.0f, f.int_bits + f.frac_bits) - 1.0f), binary(f.is_binary()) {}
   float operator()(float x) const {
     if (binary) return x >= 0.0f ? 1.0f : -1.0f;
-    return std::copysign(std::min(std::floor(std::fabs(x) * scale), maxc) * inv, x);
+    // min before the floor is the same (maxc is an integer); the int conversion is the floor of
+    // a value in [0, 2^23) and, unlike std::floor, vectorizes without SSE4.1.
+    return std::copysign(static_cast<float>(static_cast<int32_t>(std::min(std::fabs(x) * scale, maxc))) * inv, x);
   }
 };
 
@@ -322,7 +324,8 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
         // hamming_similarity inlined
         const float fs = std::ldexp(1.0f, act.frac_bits), un1 = std::ldexp(1.0f, -(act.int_bits + act.frac_bits));
         for (int64_t j = 0; j < d; ++j) {
-          const float t = std::floor(std::fabs(m[j] - u[j]) * fs) * un1;
+          // m and u are 8-bit fixed-point values (below 2^7), so the int conversion is the floor.
+          const float t = static_cast<float>(static_cast<int32_t>(std::fabs(m[j] - u[j]) * fs)) * un1;
           acc += sgn(m[j]) * sgn(u[j]) * std::max(0.0f, top - t);
         }
         acc *= scale;
@@ -561,6 +564,7 @@ TrainOutcome train(const Config& cfg, const TrainConfig& tc, int64_t vocab_size,
   std::mt19937_64 shuffle_rng(mix(tc.seed ^ 0x5eed));
   double best_loss = 1e30;
   int64_t since_best = 0;
+  double last_valid_error = 1.0;
   const int64_t N = static_cast<int64_t>(train_set.size());
   // Quantized models keep master weights inside the widest weight format's range (binary: ±1),
   // as BinaryConnect does: beyond it the straight-through gradient no longer changes anything.
@@ -655,14 +659,17 @@ TrainOutcome train(const Config& cfg, const TrainConfig& tc, int64_t vocab_size,
       ++since_best;
     }
     out.final_test_error = t.error;
+    last_valid_error = v.error;
     out.epochs_run = rep.epoch;
     rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (on_epoch) on_epoch(rep);
     if (tc.early_stopping && since_best > tc.es_patience && v.error > out.best_valid_error + tc.es_margin) break;
   }
-  if (out.best_epoch == 0) {  // only linear-start epochs ran
+  if (out.best_epoch == 0) {  // only linear-start epochs ran: the last epoch stands in
     out.best = model;
     out.best_epoch = out.epochs_run;
+    out.best_valid_error = last_valid_error;
+    out.best_test_error = out.final_test_error;
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return out;
