@@ -214,13 +214,6 @@ struct Quantizers {
   }
 };
 
-// Position-encoding weight of word j (0-based) of a J-word sentence in dimension k (0-based).
-inline float pe_weight(int64_t j, int64_t J, int64_t k, int64_t d) {
-  const float jj = static_cast<float>(j + 1), JJ = static_cast<float>(J), kk = static_cast<float>(k + 1),
-              dd = static_cast<float>(d);
-  return (1.0f - jj / JJ) - (kk / dd) * (1.0f - 2.0f * jj / JJ);
-}
-
 }  // namespace
 
 float forward_backward(const Model& model, const QuantizedWeights& qw, const Example& ex, bool linear,
@@ -249,15 +242,29 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
     const FastQ fq(f);
     for (int64_t i = 0; i < len; ++i) x[i] = fq(x[i]);
   };
+  // Position encoding (Sukhbaatar et al. 2015): the weight of word j (1-based) of a J-word
+  // sentence in dimension k (1-based) of d is (1 − j/J) − (k/d)(1 − 2j/J), computed as
+  // a_j − (k/d)·b_j with the divisions hoisted out of the loops over k.
+  std::vector<float> kd;
+  if (pe) {
+    kd.resize(static_cast<size_t>(d));
+    for (int64_t k = 0; k < d; ++k) kd[static_cast<size_t>(k)] = static_cast<float>(k + 1) / static_cast<float>(d);
+  }
+  auto pe_ab = [](int64_t j, int64_t J) {
+    const float jj = static_cast<float>(j + 1), JJ = static_cast<float>(J);
+    return std::pair<float, float>{1.0f - jj / JJ, 1.0f - 2.0f * jj / JJ};
+  };
   // Sum of the sentence's rows of matrix `mat` in slot `s` (+ its time row).
   auto embed = [&](const std::vector<float>& Q, const int32_t* w, int64_t len, int64_t trow, float* out) {
     std::fill_n(out, d, 0.0f);
     for (int64_t j = 0; j < len; ++j) {
       const float* r = Q.data() + row_id(w[j]) * d;
-      if (pe)
-        for (int64_t k = 0; k < d; ++k) out[k] += pe_weight(j, len, k, d) * r[k];
-      else
+      if (pe) {
+        const auto [a, b] = pe_ab(j, len);
+        for (int64_t k = 0; k < d; ++k) out[k] += (a - kd[static_cast<size_t>(k)] * b) * r[k];
+      } else {
         for (int64_t k = 0; k < d; ++k) out[k] += r[k];
+      }
     }
     if (trow >= 0) {
       const float* r = Q.data() + trow * d;
@@ -267,10 +274,12 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   auto embed_grad = [&](std::vector<float>& G, const int32_t* w, int64_t len, int64_t trow, const float* g) {
     for (int64_t j = 0; j < len; ++j) {
       float* r = G.data() + row_id(w[j]) * d;
-      if (pe)
-        for (int64_t k = 0; k < d; ++k) r[k] += pe_weight(j, len, k, d) * g[k];
-      else
+      if (pe) {
+        const auto [a, b] = pe_ab(j, len);
+        for (int64_t k = 0; k < d; ++k) r[k] += (a - kd[static_cast<size_t>(k)] * b) * g[k];
+      } else {
         for (int64_t k = 0; k < d; ++k) r[k] += g[k];
+      }
     }
     if (trow >= 0) {
       float* r = G.data() + trow * d;
