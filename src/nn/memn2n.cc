@@ -108,7 +108,7 @@ Model::Model(const Config& cfg, int64_t vocab_size) : cfg_(cfg), vocab_(vocab_si
     return static_cast<int>(mats_.size()) - 1;
   };
   if (cfg.tying == Tying::adjacent) {
-    for (int k = 0; k <= cfg.hops; ++k) add("E" + std::to_string(k), rows, d);
+    for (int k = 0; k <= cfg.hops; ++k) add(std::string("E").append(std::to_string(k)), rows, d);  // not "E" + ...: GCC 12 -Wrestrict false positive
     for (int k = 0; k < cfg.hops; ++k) {
       a_idx_.push_back(k);
       c_idx_.push_back(k + 1);
