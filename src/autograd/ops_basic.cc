@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/internal.h"
+#include "lowbit/kernels/vexp.h"
 #include "lowbit/autograd/ops.h"
 #include "lowbit/kernels/sgemm.h"
 
@@ -276,9 +277,24 @@ Var softmax_cross_entropy(const Var& logits, std::span<const int32_t> labels) {
     for (int64_t r = rb; r < re; ++r) {
       const float* zr = z + r * k;
       float* pr = p + r * k;
-      const float mx = *std::max_element(zr, zr + k);  // shift for a stable exp
-      double s = 0.0;
-      for (int64_t c = 0; c < k; ++c) s += (pr[c] = std::exp(zr[c] - mx));
+      // The maximum (the shift for a stable exp) over 8 interleaved partial maxima: the same
+      // value as std::max_element, without its one-element-at-a-time dependency chain.
+      float pm[8];
+      std::fill(pm, pm + 8, zr[0]);
+      int64_t m8 = 0;
+      for (; m8 + 8 <= k; m8 += 8)
+        for (int u = 0; u < 8; ++u) pm[u] = zr[m8 + u] > pm[u] ? zr[m8 + u] : pm[u];
+      float mx = *std::max_element(pm, pm + 8);
+      for (; m8 < k; ++m8) mx = zr[m8] > mx ? zr[m8] : mx;
+      kernels::exp_f32(zr, -mx, k, pr);  // vectorized; within 2 ulp of std::exp
+      // The sum in double over 8 interleaved partial sums (a fixed order, so the result does not
+      // depend on the machine), which the compiler vectorizes.
+      double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      int64_t c8 = 0;
+      for (; c8 + 8 <= k; c8 += 8)
+        for (int u = 0; u < 8; ++u) part[u] += pr[c8 + u];
+      double s = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+      for (; c8 < k; ++c8) s += pr[c8];
       for (int64_t c = 0; c < k; ++c) pr[c] = static_cast<float>(pr[c] / s);
       row_loss[static_cast<std::size_t>(r)] = std::log(s) + mx - zr[labels[r]];
     }

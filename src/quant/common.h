@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 #include "lowbit/core/error.h"
@@ -44,6 +45,14 @@ inline std::size_t check_rows(const char* fn, std::size_t n, long long rows) {
 
 // Round half away from zero (std::round), the rounding used by TFLite (TfLiteRound) and by
 // Theano's round() in the BNN/QNN code.
-inline double round_away(double v) { return std::round(v); }
+// Without a libm call (baseline x86-64 has no rounding instruction): split |v| into its integer
+// part t and fraction a − t (both exact) and round the fraction; from 2^52 on every double is an
+// integer.
+inline double round_away(double v) {
+  const double a = std::fabs(v);
+  if (!(a < 4503599627370496.0)) return v;  // integers, infinities and NaN
+  const auto t = static_cast<double>(static_cast<int64_t>(a));
+  return std::copysign(a - t >= 0.5 ? t + 1.0 : t, v);  // keeps −0 for −0.3, as std::round
+}
 
 }  // namespace lowbit::quant::detail

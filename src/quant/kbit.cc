@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include "lowbit/quant/rng.h"
 #include "quant/common.h"
