@@ -31,7 +31,9 @@ TEST(Memn2nRuntime, FixedExpIsCloseToExp) {
       const double want = std::exp(std::ldexp(static_cast<double>(x), -frac));
       const double got = std::ldexp(static_cast<double>(runtime::fixed_exp_neg(x, frac)), -30);
       worst = std::max(worst, std::fabs(got - want) / std::max(want, 1e-6));
-      if (want > 1e-6) ASSERT_NEAR(got, want, 2e-5 * want + 2e-9) << "x=" << x << " frac=" << frac;
+      if (want > 1e-6) {
+        ASSERT_NEAR(got, want, 2e-5 * want + 2e-9) << "x=" << x << " frac=" << frac;
+      }
     }
   }
   EXPECT_EQ(runtime::fixed_exp_neg(0, 0), int64_t{1} << 30);
@@ -228,6 +230,18 @@ TEST_F(Memn2nCli, TrainExportEvalExplain) {
   EXPECT_NE(sh(exe.string() + " train --recipe " + recipe + " --out " + d + "/run --data " + d +
                " --task 1 --epochs 5 --runs 3 --resume"), 0);
   EXPECT_NE(sh(exe.string() + " eval " + d + "/m.lbm --data " + d + " --task 2"), 0);  // no task-2 files
+  // A task list trains each listed task into its own folder.
+  testing::write_generated_babi(dir_, 2, 300, 100, 6);
+  ASSERT_EQ(sh(exe.string() + " train --recipe " + recipe + " --out " + d + "/two --data " + d +
+               " --task 2,1 --epochs 1"), 0);
+  {
+    std::ifstream f(dir_ / "two" / "results.json");
+    const auto r = nlohmann::json::parse(f);
+    ASSERT_EQ(r.at("tasks").size(), 2u);
+    EXPECT_EQ(r.at("tasks").at(0).at("task"), "2");
+    EXPECT_EQ(r.at("tasks").at(1).at("task"), "1");
+    EXPECT_TRUE(fs::exists(dir_ / "two" / "task-02" / "run-1" / "best.lbm"));
+  }
 }
 
 }  // namespace
