@@ -156,15 +156,26 @@ TEST(Memn2nHamming, ClosedFormMatchesTheBitLevelKernel) {
   EXPECT_LT(hamming_similarity(0.25f, -0.25f, f), 0.0f);
 }
 
-class Memn2nTrain : public lowbit::testing::TempDirTest {};
+class Memn2nTrain : public lowbit::testing::TempDirTest {
+ protected:
+  // Generated task-1 stories in dir_, split and encoded as the trainer takes them.
+  struct Sets {
+    int64_t vocab = 0;
+    std::vector<Example> train, valid, test;
+  };
+  Sets generated(int train_q, int test_q) {
+    lowbit::testing::write_generated_babi(dir_, 1, train_q, test_q, 5);
+    const auto all = data::load_babi_task(dir_.string(), 1, data::BabiSplit::train);
+    const auto test = data::load_babi_task(dir_.string(), 1, data::BabiSplit::test);
+    const data::BabiTrainValid split = data::split_babi_validation(all);
+    const data::BabiVocabulary vocab = data::BabiVocabulary::build(split.train);
+    return {vocab.size(), encode(split.train, vocab, 50), encode(split.valid, vocab, 50), encode(test, vocab, 50)};
+  }
+};
 
 TEST_F(Memn2nTrain, FloatModelLearnsGeneratedStories) {
-  lowbit::testing::write_generated_babi(dir_, 1, 600, 200, 5);
-  const auto all = data::load_babi_task(dir_.string(), 1, data::BabiSplit::train);
-  const auto test = data::load_babi_task(dir_.string(), 1, data::BabiSplit::test);
-  const data::BabiTrainValid split = data::split_babi_validation(all);
-  const data::BabiVocabulary vocab = data::BabiVocabulary::build(split.train);
-  const auto tr = encode(split.train, vocab, 50), va = encode(split.valid, vocab, 50), te = encode(test, vocab, 50);
+  const Sets g = generated(600, 200);
+  const auto &tr = g.train, &va = g.valid, &te = g.test;
   Config c;
   c.dim = 20;
   c.hops = 2;
@@ -173,7 +184,7 @@ TEST_F(Memn2nTrain, FloatModelLearnsGeneratedStories) {
   tc.lr = 0.5;
   tc.lr_halve_every = 10;
   tc.shuffle = true;
-  const TrainOutcome r = train(c, tc, vocab.size(), tr, va, te);
+  const TrainOutcome r = train(c, tc, g.vocab, tr, va, te);
   EXPECT_LT(r.best_test_error, 0.15);
   EXPECT_EQ(evaluate(r.best, te).error, r.best_test_error);
 }
@@ -181,19 +192,15 @@ TEST_F(Memn2nTrain, FloatModelLearnsGeneratedStories) {
 TEST_F(Memn2nTrain, RunOfOnlyLinearStartEpochsReportsItsLastEpoch) {
   // When every epoch is a linear-start epoch no epoch qualifies as "best"; the last one stands
   // in, with its own validation and test errors (not the initial 100 %).
-  lowbit::testing::write_generated_babi(dir_, 1, 200, 100, 5);
-  const auto all = data::load_babi_task(dir_.string(), 1, data::BabiSplit::train);
-  const auto test = data::load_babi_task(dir_.string(), 1, data::BabiSplit::test);
-  const data::BabiTrainValid split = data::split_babi_validation(all);
-  const data::BabiVocabulary vocab = data::BabiVocabulary::build(split.train);
-  const auto tr = encode(split.train, vocab, 50), va = encode(split.valid, vocab, 50), te = encode(test, vocab, 50);
+  const Sets g = generated(200, 100);
+  const auto &tr = g.train, &va = g.valid, &te = g.test;
   Config c;
   c.dim = 10;
   c.hops = 1;
   TrainConfig tc;
   tc.epochs = 2;
   tc.linear_start_epochs = 5;
-  const TrainOutcome r = train(c, tc, vocab.size(), tr, va, te);
+  const TrainOutcome r = train(c, tc, g.vocab, tr, va, te);
   EXPECT_EQ(r.best_epoch, 2);
   EXPECT_EQ(r.best_test_error, r.final_test_error);
   EXPECT_EQ(r.best_valid_error, evaluate(r.best, va).error);
