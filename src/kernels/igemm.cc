@@ -273,6 +273,7 @@ void run_gemv(const int8_t* x, const PackedWeightsI8& b, Out out, const Requanti
   args.panels = b.panels();
   args.y = y;
   args.ep = &ep;
+  args.reverse = b.next_sweep_reversed();
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   const int64_t bytes = static_cast<int64_t>(b.bytes());
   if (num_threads() == 1 || blocks < 2 || bytes < kParallelGemvBytes) {

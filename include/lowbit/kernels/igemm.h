@@ -13,6 +13,7 @@
 // folded into bias ahead of time (bias[n] −= a_zero_point · Σ_k B[n,k]).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 
@@ -43,8 +44,14 @@ class PackedWeightsI8 {
   std::size_t bytes() const { return static_cast<std::size_t>(panels() * k_groups() * 64); }
   // Element B[row, col] read back from the packed layout.
   int8_t at(int64_t row, int64_t col) const;
+  // The direction of the next GEMV sweep over these weights; each call flips it. GEMVs alternate
+  // forward and backward sweeps so that weights larger than L2 are partly read from L2.
+  bool next_sweep_reversed() const {
+    return std::atomic_ref<uint8_t>(sweep_).fetch_xor(1, std::memory_order_relaxed) != 0;
+  }
 
  private:
+  mutable uint8_t sweep_ = 0;
   int64_t n_ = 0, k_ = 0;
   AlignedPtr<int8_t> data_;
   AlignedPtr<int32_t> sums_;

@@ -121,7 +121,8 @@ LOWBIT_TARGET_AVX512 void gemv_avx512bw(const GemvArgs& p) {
   const auto* x = static_cast<const int16_t*>(p.x);
   const int64_t groups = p.kp / 4;
   const std::size_t osz = p.ep->out == Out::s32 ? 4 : (p.ep->out == Out::s16 ? 2 : 1);
-  for (int64_t blk = p.block0; blk < p.block1; ++blk) {
+  for (int64_t i = p.block0; i < p.block1; ++i) {
+    const int64_t blk = gemv_block_at(p, i);
     const int64_t w = block_width(p.panels, blk), col0 = blk * kBlock;
     const int64_t valid = p.n - col0 < kBlock ? p.n - col0 : kBlock;
     tile_bw_np<1>(static_cast<int>(w / kPanel), x, p.kp, block_ptr(p.b, blk, p.kp), groups, sums);

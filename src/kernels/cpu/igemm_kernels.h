@@ -76,7 +76,15 @@ struct GemvArgs {
   int64_t block0, block1;  // 64-channel blocks to compute
   void* y;                 // output base (channel 0), typed per ep->out
   const Epilogue* ep;
+  // Visit the blocks from block1 - 1 down to block0. Callers alternate the direction from one
+  // product to the next with the same weights: when B is larger than L2, the blocks read last
+  // are still cached when the next sweep starts with them, where a repeated forward sweep would
+  // find none of B in L2 (LRU evicts each line just before it is needed again).
+  bool reverse = false;
 };
+
+// The block visited at position i (block0 <= i < block1) of a sweep.
+inline int64_t gemv_block_at(const GemvArgs& p, int64_t i) { return p.reverse ? p.block1 - 1 - (i - p.block0) : i; }
 
 struct GemvKernel {
   AFormat a_format;
