@@ -379,6 +379,31 @@ TEST(Igemv, MatchesGemmAtBatchOne) {
   }
 }
 
+// GEMVs alternate forward and backward sweeps over the weight blocks; both directions, with a
+// narrower last block and on two threads (each sweeping its own range), give the same sums.
+TEST(Igemv, ForwardAndBackwardSweepsAgree) {
+  for (const auto& [n, k] : std::vector<std::array<int64_t, 2>>{{1000, 300}, {4096, 1024}, {80, 5}}) {
+    const Problem p = make_problem(1, n, k, 0, static_cast<uint32_t>(n + k));
+    const PackedWeightsI8 w = PackedWeightsI8::pack(p.b, n, k, p.ldb);
+    for (int threads : {1, 2}) {
+      ThreadCount tc(threads);
+      for_each_isa([&](cpu::IsaLevel) {
+        for (int call = 0; call < 4; ++call) {
+          SCOPED_TRACE(::testing::Message() << "threads=" << threads << " n=" << n << " call=" << call
+                                            << " kernel=" << igemv_kernel_name());
+          std::vector<int32_t> y(static_cast<std::size_t>(n), -1);
+          igemv_s32(p.a, w, y);
+          ASSERT_EQ(y, p.ref);
+        }
+      });
+    }
+    // Each product flips the direction of the next one.
+    const bool first = w.next_sweep_reversed();
+    EXPECT_NE(w.next_sweep_reversed(), first);
+    EXPECT_EQ(w.next_sweep_reversed(), first);
+  }
+}
+
 TEST(Igemm, ZeroSizesAreLegal) {
   const std::vector<int8_t> none;
   std::vector<int32_t> c(8, 7);

@@ -146,17 +146,25 @@ int32_t wrap32(int64_t v) { return static_cast<int32_t>(static_cast<uint32_t>(st
 Epilogue make_epilogue(const PackedWeightsI8& b, Out out, const Requantize* rq, bool offset_a) {
   const int64_t n = b.n(), padded = (n + kBlock - 1) / kBlock * kBlock;
   const int64_t tables = out == Out::s32 ? 1 : 4;
+  const bool user_bias = rq != nullptr && !rq->bias.empty();
+  if (out == Out::s32 && offset_a && !user_bias) {
+    // The common raw-sum product (the integer LSTM's gate sums): nothing to build per call.
+    Epilogue ep;
+    ep.out = out;
+    ep.bias = b.u8_offset_bias();
+    return ep;
+  }
   auto* base = static_cast<int32_t*>(t_epilogue_scratch.get(static_cast<std::size_t>(tables * padded) * 4));
   std::memset(base, 0, static_cast<std::size_t>(tables * padded) * 4);
   Epilogue ep;
   ep.out = out;
   int32_t* bias = base;
-  const int32_t* sums = b.row_sums();
+  const int32_t* offset = b.u8_offset_bias();
   for (int64_t c = 0; c < n; ++c) {
-    const int64_t user = (rq != nullptr && !rq->bias.empty()) ? rq->bias[c] : 0;
+    const int64_t user = user_bias ? rq->bias[c] : 0;
     // The u8 kernels compute Σ (a + 128)·b = Σ a·b + 128·Σ b; subtracting 128·Σ b here makes
     // the result exact (all sums modulo 2^32, as the int32 hardware accumulators wrap).
-    bias[c] = wrap32(user - (offset_a ? int64_t{128} * sums[c] : 0));
+    bias[c] = wrap32(user + (offset_a ? int64_t{offset[c]} : 0));
   }
   ep.bias = bias;
   if (out != Out::s32) {
@@ -318,6 +326,8 @@ PackedWeightsI8 PackedWeightsI8::pack(std::span<const int8_t> b, int64_t n, int6
     }
     p.sums_[row] = wrap32(sum);  // only used modulo 2^32, like the accumulators
   }
+  p.offset_bias_ = make_aligned<int32_t>(static_cast<std::size_t>(std::max<int64_t>((n + kBlock - 1) / kBlock * kBlock, 1)));
+  for (int64_t row = 0; row < n; ++row) p.offset_bias_[row] = wrap32(int64_t{-128} * p.sums_[row]);
   return p;
 }
 

@@ -39,6 +39,10 @@ class PackedWeightsI8 {
   const int8_t* data() const { return data_.get(); }
   // Σ_k B[n, k] for each output channel n (ceil(n/16)·16 entries, zero past n).
   const int32_t* row_sums() const { return sums_.get(); }
+  // −128·Σ_k B[n, k] modulo 2^32 for each output channel (ceil(n/64)·64 entries, zero past n):
+  // the correction that u8-offset kernels add to every sum, kept so that products need not
+  // rebuild it on every call.
+  const int32_t* u8_offset_bias() const { return offset_bias_.get(); }
   int64_t k_groups() const { return (k_ + 3) / 4; }
   int64_t panels() const { return (n_ + 15) / 16; }
   std::size_t bytes() const { return static_cast<std::size_t>(panels() * k_groups() * 64); }
@@ -55,6 +59,7 @@ class PackedWeightsI8 {
   int64_t n_ = 0, k_ = 0;
   AlignedPtr<int8_t> data_;
   AlignedPtr<int32_t> sums_;
+  AlignedPtr<int32_t> offset_bias_;
 };
 
 struct Requantize {
