@@ -85,20 +85,29 @@ TEST(IntegerOps, ArrayFormsEqualTheElementFunctionsOnEveryInput) {
       for (std::size_t i = 0; i < in.size(); ++i) ASSERT_EQ(out[i], tanh(in[i], k)) << in[i] << " bits " << k;
     }
   });
-  // The table forms (in reverse order, so that a table indexed off by one would show).
+  // The table forms (in reverse order, so that a table indexed off by one would show), at every
+  // instruction-set level (the vector lookup gathers), on a length that leaves a scalar tail.
   V16 rev(in.rbegin(), in.rend());
-  apply_sigmoid(rev.data(), 65536, out.data());
-  for (std::size_t i = 0; i < rev.size(); ++i) ASSERT_EQ(out[i], logistic(rev[i])) << rev[i];
-  for (int k = 0; k <= 6; ++k) {
-    apply_tanh(k, rev.data(), 65536, out.data());
-    for (std::size_t i = 0; i < rev.size(); ++i) ASSERT_EQ(out[i], tanh(rev[i], k)) << rev[i] << " bits " << k;
-  }
+  rev.push_back(32767);
+  rev.push_back(-32768);
+  rev.push_back(1);
+  out.resize(rev.size());
+  const auto n = static_cast<int64_t>(rev.size());
+  lowbit::testing::for_each_isa([&](cpu::IsaLevel) {
+    std::fill(out.begin(), out.end(), int16_t{-1});
+    apply_sigmoid(rev.data(), n, out.data());
+    for (std::size_t i = 0; i < rev.size(); ++i) ASSERT_EQ(out[i], logistic(rev[i])) << rev[i];
+    for (int k = 0; k <= 6; ++k) {
+      apply_tanh(k, rev.data(), n, out.data());
+      for (std::size_t i = 0; i < rev.size(); ++i) ASSERT_EQ(out[i], tanh(rev[i], k)) << rev[i] << " bits " << k;
+    }
+  });
   EXPECT_THROW(compute_tanh(7, in.data(), 1, out.data()), Error);
 }
 
 TEST(IntegerOps, RescaleAccumulateEqualsTheMatmulEpilogue) {
   std::mt19937 rng(3);
-  const int64_t n = 37;
+  const int64_t n = 101;  // six 16-lane vectors and a tail
   std::vector<int32_t> acc(n), bias(n);
   V16 init(n);
   for (int64_t j = 0; j < n; ++j) {
@@ -106,7 +115,14 @@ TEST(IntegerOps, RescaleAccumulateEqualsTheMatmulEpilogue) {
     bias[j] = static_cast<int32_t>(rng()) >> (j % 20);
     init[j] = static_cast<int16_t>(rng());
   }
-  for (int shift : {-31, -20, -3, 0, 2, 30}) {
+  // Sums at the int32 extremes (the wrap of bias + acc, the rounding at ±2^31).
+  acc[0] = INT32_MAX;
+  bias[0] = 1;
+  acc[1] = INT32_MIN;
+  bias[1] = 0;
+  acc[2] = -1;
+  bias[2] = 0;
+  for (int shift : {-31, -30, -20, -3, -1, 0, 1, 2, 30}) {
     const int32_t m = (1 << 30) + static_cast<int32_t>(rng() % (1u << 30));
     V16 want = init;
     for (int64_t j = 0; j < n; ++j)

@@ -13,6 +13,15 @@
 #include "lowbit/core/target.h"
 #include "lowbit/quant/integer_ops.h"
 
+#if LOWBIT_X86
+#include <immintrin.h>
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() values, which
+// -Wmaybe-uninitialized reports once inlined (GCC bug 105593); the values are never read.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#endif
+
 namespace lowbit::quant::iops {
 namespace {
 
@@ -209,8 +218,43 @@ void rescale_base(const int32_t* a, const int32_t* b, int32_t m, int s, int64_t 
 LOWBIT_TARGET_AVX2 void rescale_avx2(const int32_t* a, const int32_t* b, int32_t m, int s, int64_t n, int16_t* o) {
   rescale_loop(a, b, m, s, n, o);
 }
+// 16 lanes of mbqm: the 32x32 -> 64-bit products of the even and the odd lanes (vpmuldq), the
+// rounding doubling high half of each, then the rounding right shift, all as in mbqm above.
+// high_mul_even: for the even 32-bit lanes of x (sign-extended), (x·m + nudge) / 2^31 rounded
+// toward zero like the scalar form's integer division, in the 64-bit lanes.
+LOWBIT_TARGET_AVX512 inline __m512i high_mul_even(__m512i x, __m512i mv) {
+  const __m512i pos_nudge = _mm512_set1_epi64(int64_t{1} << 30), neg_nudge = _mm512_set1_epi64(1 - (int64_t{1} << 30));
+  const __m512i trunc_fix = _mm512_set1_epi64((int64_t{1} << 31) - 1);
+  const __m512i ab = _mm512_mul_epi32(x, mv);
+  const __mmask8 neg = _mm512_cmplt_epi64_mask(ab, _mm512_setzero_si512());
+  __m512i t = _mm512_add_epi64(ab, _mm512_mask_blend_epi64(neg, pos_nudge, neg_nudge));
+  t = _mm512_add_epi64(t, _mm512_and_si512(_mm512_srai_epi64(t, 63), trunc_fix));
+  return _mm512_srai_epi64(t, 31);
+}
+
+LOWBIT_TARGET_AVX512 inline __m512i high_mul_x16(__m512i xs, __m512i mv) {
+  const __m512i even = high_mul_even(xs, mv), odd = high_mul_even(_mm512_srli_epi64(xs, 32), mv);
+  return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
 LOWBIT_TARGET_AVX512 void rescale_avx512(const int32_t* a, const int32_t* b, int32_t m, int s, int64_t n, int16_t* o) {
-  rescale_loop(a, b, m, s, n, o);
+  const int left = s > 0 ? s : 0, right = s > 0 ? 0 : -s;
+  const __m512i mv = _mm512_set1_epi32(m);
+  const __m128i lsh = _mm_cvtsi32_si128(left), rsh = _mm_cvtsi32_si128(right);
+  const __m512i mask = _mm512_set1_epi32(static_cast<int32_t>((int64_t{1} << right) - 1));
+  const __m512i half_mask = _mm512_srai_epi32(mask, 1), one = _mm512_set1_epi32(1);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512i sum = _mm512_add_epi32(_mm512_loadu_si512(b + j), _mm512_loadu_si512(a + j));
+    const __m512i high = high_mul_x16(_mm512_sll_epi32(sum, lsh), mv);
+    const __m512i thr = _mm512_mask_add_epi32(half_mask, _mm512_cmplt_epi32_mask(high, _mm512_setzero_si512()),
+                                              half_mask, one);
+    const __mmask16 up = _mm512_cmpgt_epi32_mask(_mm512_and_si512(high, mask), thr);
+    const __m512i r = _mm512_mask_add_epi32(_mm512_sra_epi32(high, rsh), up, _mm512_sra_epi32(high, rsh), one);
+    const __m512i prev = _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + j)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + j), _mm512_cvtsepi32_epi16(_mm512_add_epi32(r, prev)));
+  }
+  rescale_loop(a + j, b + j, m, s, n - j, o + j);
 }
 
 LB_INLINE void mul8_loop(const int16_t* a, const int16_t* b, int64_t n, int32_t m, int shift, int32_t zp, int8_t* out) {
