@@ -216,6 +216,38 @@ struct Quantizers {
 
 }  // namespace
 
+int32_t position_weight_code(int64_t j, int64_t J, int64_t k, int64_t d) {
+  LOWBIT_CHECK(J >= 1 && d >= 1 && j >= 1 && j <= J && k >= 1 && k <= d, "position_weight_code(", j, ", ", J, ", ",
+               k, ", ", d, "): expected 1 <= j <= J and 1 <= k <= d");
+  const int64_t num = (J - j) * (d - k) + j * k, den = J * d;
+  return static_cast<int32_t>((2 * (num << kPositionFracBits) + den) / (2 * den));
+}
+
+namespace {
+
+// The quantized position weights of a J-word sentence as floats, [j][k] (exact multiples of
+// 2^−kPositionFracBits), built once per sentence length and dimension on each thread.
+const float* quantized_position_weights(int64_t J, int64_t d) {
+  thread_local int64_t cached_d = -1;
+  thread_local std::vector<std::vector<float>> by_length;
+  if (cached_d != d) {
+    by_length.clear();
+    cached_d = d;
+  }
+  if (static_cast<int64_t>(by_length.size()) <= J) by_length.resize(static_cast<size_t>(J + 1));
+  std::vector<float>& w = by_length[static_cast<size_t>(J)];
+  if (w.empty()) {
+    w.resize(static_cast<size_t>(J * d));
+    for (int64_t j = 0; j < J; ++j)
+      for (int64_t k = 0; k < d; ++k)
+        w[static_cast<size_t>(j * d + k)] =
+            std::ldexp(static_cast<float>(position_weight_code(j + 1, J, k + 1, d)), -kPositionFracBits);
+  }
+  return w.data();
+}
+
+}  // namespace
+
 float forward_backward(const Model& model, const QuantizedWeights& qw, const Example& ex, bool linear,
                        std::span<const int32_t> time_shift, std::vector<std::vector<float>>* grads, int32_t* pred,
                        std::vector<HopView>* hops_out, std::vector<float>* logits_out) {
@@ -244,7 +276,8 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   };
   // Position encoding (Sukhbaatar et al. 2015): the weight of word j (1-based) of a J-word
   // sentence in dimension k (1-based) of d is (1 − j/J) − (k/d)(1 − 2j/J), computed as
-  // a_j − (k/d)·b_j with the divisions hoisted out of the loops over k.
+  // a_j − (k/d)·b_j with the divisions hoisted out of the loops over k. Quantized models use the
+  // rounded weights of position_weight_code instead (see memn2n.h).
   std::vector<float> kd;
   if (pe) {
     kd.resize(static_cast<size_t>(d));
@@ -257,9 +290,13 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   // Sum of the sentence's rows of matrix `mat` in slot `s` (+ its time row).
   auto embed = [&](const std::vector<float>& Q, const int32_t* w, int64_t len, int64_t trow, float* out) {
     std::fill_n(out, d, 0.0f);
+    const float* qpe = pe && q && len > 0 ? quantized_position_weights(len, d) : nullptr;
     for (int64_t j = 0; j < len; ++j) {
       const float* r = Q.data() + row_id(w[j]) * d;
-      if (pe) {
+      if (qpe) {
+        const float* l = qpe + j * d;
+        for (int64_t k = 0; k < d; ++k) out[k] += l[k] * r[k];
+      } else if (pe) {
         const auto [a, b] = pe_ab(j, len);
         for (int64_t k = 0; k < d; ++k) out[k] += (a - kd[static_cast<size_t>(k)] * b) * r[k];
       } else {
@@ -272,9 +309,13 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
     }
   };
   auto embed_grad = [&](std::vector<float>& G, const int32_t* w, int64_t len, int64_t trow, const float* g) {
+    const float* qpe = pe && q && len > 0 ? quantized_position_weights(len, d) : nullptr;
     for (int64_t j = 0; j < len; ++j) {
       float* r = G.data() + row_id(w[j]) * d;
-      if (pe) {
+      if (qpe) {
+        const float* l = qpe + j * d;
+        for (int64_t k = 0; k < d; ++k) r[k] += l[k] * g[k];
+      } else if (pe) {
         const auto [a, b] = pe_ab(j, len);
         for (int64_t k = 0; k < d; ++k) r[k] += (a - kd[static_cast<size_t>(k)] * b) * g[k];
       } else {

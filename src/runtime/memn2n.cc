@@ -71,8 +71,6 @@ io::ModelFile export_memn2n(const mm::Model& model, std::span<const std::string>
   const mm::Config& c = model.config();
   LOWBIT_CHECK(c.quantized, "export: the MemN2N model is not quantized (train with a recipe that has "
                             "model.quantization); the integer runtime needs fixed-point or binary weights");
-  LOWBIT_CHECK(c.encoding == mm::Encoding::bow, "export: position encoding is not supported by the integer runtime "
-                                                "(train with \"encoding\": \"bow\")");
   LOWBIT_CHECK(static_cast<int64_t>(vocab.size()) == model.vocab_size(), "export: vocabulary size mismatch");
   io::ModelFile f;
   json alphas = json::object();
@@ -101,6 +99,8 @@ io::ModelFile export_memn2n(const mm::Model& model, std::span<const std::string>
                    {"vocab_size", V},
                    {"memory_size", c.memory_size},
                    {"temporal", c.temporal},
+                   {"encoding", c.encoding == mm::Encoding::bow ? "bow" : "position"},
+                   {"position_frac_bits", mm::kPositionFracBits},
                    {"tying", c.tying == mm::Tying::adjacent ? "adjacent" : "layerwise"},
                    {"addressing", c.addressing == mm::Addressing::dot ? "dot" : "hamming"},
                    {"score_shift", c.score_shift},
@@ -150,6 +150,12 @@ Memn2nRuntime Memn2nRuntime::from_model_file(const io::ModelFile& file, const st
     rt.V_ = m.at("vocab_size").get<int64_t>();
     rt.mem_ = m.at("memory_size").get<int64_t>();
     rt.temporal_ = m.at("temporal").get<bool>();
+    const std::string enc = m.value("encoding", std::string("bow"));
+    LOWBIT_CHECK(enc == "bow" || enc == "position", source, ": encoding \"", enc, "\" (expected bow or position)");
+    rt.position_ = enc == "position";
+    if (rt.position_)
+      LOWBIT_CHECK(m.value("position_frac_bits", -1) == mm::kPositionFracBits, source,
+                   ": position_frac_bits must be ", mm::kPositionFracBits, " for position encoding");
     rt.layerwise_ = m.at("tying").get<std::string>() == "layerwise";
     rt.hamming_ = m.at("addressing").get<std::string>() == "hamming";
     rt.score_shift_ = m.at("score_shift").get<int>();
@@ -201,23 +207,34 @@ int64_t Memn2nRuntime::requant(int64_t v, int from_frac, Fmt to) const {
   return v < 0 ? -q : q;
 }
 
+int64_t Memn2nRuntime::embed_sum(const Mat& mat, int32_t b, int32_t e, const int32_t* words, int64_t trow,
+                                 int64_t col) const {
+  int64_t s = 0;
+  const int64_t J = e - b;
+  for (int32_t t = b; t < e; ++t) {
+    const int32_t id = words[t];
+    LOWBIT_CHECK(id >= 0 && id < V_, "memn2n runtime: word id ", id, " outside the vocabulary");
+    const int64_t v = mat.value(id, col);
+    s += position_ ? v * mm::position_weight_code(t - b + 1, J, col + 1, d_) : v;
+  }
+  if (trow >= 0) s += position_ ? mat.value(trow, col) * (int64_t{1} << mm::kPositionFracBits) : mat.value(trow, col);
+  return s;
+}
+
 int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<float>>* attention) const {
   const int64_t d = d_, n = ex.sentences();
   LOWBIT_CHECK(n >= 1, "memn2n runtime: a question without memory sentences");
   LOWBIT_CHECK(n <= mem_, "memn2n runtime: ", n, " memory sentences (the model holds ", mem_, ")");
   const bool bin_acts = act_.binary();
-  auto word = [&](int32_t id) {
-    LOWBIT_CHECK(id >= 0 && id < V_, "memn2n runtime: word id ", id, " outside the vocabulary");
-    return static_cast<int64_t>(id);
-  };
+  const int pf = position_ ? mm::kPositionFracBits : 0;  // fraction bits of the embedding sums' weights
   // u_1: sum of B rows.
   std::vector<int64_t> u(static_cast<size_t>(d)), un(static_cast<size_t>(d));
   {
     const Fmt f0 = wf_[0];
+    const auto nq = static_cast<int32_t>(ex.query.size());
     for (int64_t j = 0; j < d; ++j) {
-      int64_t s = 0;
-      for (int32_t w : ex.query) s += B_.value(word(w), j);
-      u[static_cast<size_t>(j)] = B_.binary ? requant(s * B_.alpha, 10, act_) : requant(s, f0.f, act_);
+      const int64_t s = embed_sum(B_, 0, nq, ex.query.data(), -1, j);
+      u[static_cast<size_t>(j)] = B_.binary ? requant(s * B_.alpha, 10 + pf, act_) : requant(s, f0.f + pf, act_);
     }
   }
   if (attention) attention->clear();
@@ -233,18 +250,10 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
       const int32_t b = ex.offsets[static_cast<size_t>(i)], e = ex.offsets[static_cast<size_t>(i + 1)];
       const int64_t trow = temporal_ ? V_ + std::min<int64_t>(n - 1 - i, mem_ - 1) : -1;
       for (int64_t j = 0; j < d; ++j) {
-        int64_t sa = 0, sc = 0;
-        for (int32_t t = b; t < e; ++t) {
-          const int64_t r = word(ex.words[static_cast<size_t>(t)]);
-          sa += A.value(r, j);
-          sc += Cm.value(r, j);
-        }
-        if (trow >= 0) {
-          sa += A.value(trow, j);
-          sc += Cm.value(trow, j);
-        }
-        M[static_cast<size_t>(i * d + j)] = requant(sa, wf.f, wf);  // saturation (binary: sign)
-        C[static_cast<size_t>(i * d + j)] = requant(sc, wf.f, wf);
+        const int64_t sa = embed_sum(A, b, e, ex.words.data(), trow, j);
+        const int64_t sc = embed_sum(Cm, b, e, ex.words.data(), trow, j);
+        M[static_cast<size_t>(i * d + j)] = requant(sa, wf.f + pf, wf);  // saturation (binary: sign)
+        C[static_cast<size_t>(i * d + j)] = requant(sc, wf.f + pf, wf);
       }
     }
     // Addressing.
@@ -336,7 +345,8 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
 
 std::string Memn2nRuntime::describe() const {
   std::ostringstream s;
-  s << "memn2n d " << d_ << ", " << hops_ << " hops, " << (layerwise_ ? "layer-wise" : "adjacent") << " tying, "
+  s << "memn2n d " << d_ << ", " << hops_ << " hops, " << (position_ ? "position encoding" : "bag of words") << ", "
+    << (layerwise_ ? "layer-wise" : "adjacent") << " tying, "
     << (hamming_ ? "Hamming" : "dot") << " addressing, activations Q" << act_.i << "." << act_.f << ", weights";
   for (const Fmt& f : wf_) s << (f.binary() ? " binary" : " Q" + std::to_string(f.i) + "." + std::to_string(f.f));
   s << ", vocabulary " << V_ << ", memory " << mem_;
@@ -364,16 +374,37 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
   const int abits = bin_acts ? 1 : 1 + m.at("act_format").at(0).get<int>() + m.at("act_format").at(1).get<int>();
   const uint64_t words_per_sentence = w + (temporal ? 1 : 0);
   const uint64_t words64 = (d + 63) / 64;
-  rt.add(OpKind::add, Arith::integer, 8, wq * d, "question embedding");
-  fp.add(OpKind::add, Arith::floating, 32, wq * d, "question embedding");
+  const bool position = m.value("encoding", std::string("bow")) == "position";
+  const int pbits = 1 + mm::kPositionFracBits;  // position weights 0 ... 2^F, unsigned
+  // Embedding sums of `words` word rows of a `wbits`-bit matrix (plus `plain` unweighted rows):
+  // adds for a bag of words; with position encoding each word row is multiplied by its weight
+  // first (binary rows: the weight or its negation, an add).
+  auto embedding = [&](uint64_t words, uint64_t plain, bool bin_w, int wbits, const std::string& where) {
+    if (!position) {
+      rt.add(OpKind::add, Arith::integer, 8, (words + plain) * d, where);
+      fp.add(OpKind::add, Arith::floating, 32, (words + plain) * d, where);
+      return;
+    }
+    if (bin_w) rt.add(OpKind::add, Arith::integer, 16, words * d, where);
+    else rt.mac(Arith::integer, std::max(wbits, pbits), 32, words * d, where);
+    fp.mac(Arith::floating, 32, 32, words * d, where);
+    if (plain > 0) {
+      rt.add(OpKind::add, Arith::integer, 32, plain * d, where);
+      fp.add(OpKind::add, Arith::floating, 32, plain * d, where);
+    }
+  };
+  {
+    const json& wf0 = m.at("weight_formats").at(0);
+    const bool bin0 = wf0.at(0) == 0 && wf0.at(1) == 0;
+    embedding(wq, 0, bin0, bin0 ? 1 : 1 + wf0.at(0).get<int>() + wf0.at(1).get<int>(), "question embedding");
+  }
   for (int k = 0; k < K; ++k) {
     const json& wf = m.at("weight_formats").at(static_cast<size_t>(k));
     const bool bin_w = wf.at(0) == 0 && wf.at(1) == 0;
     const int wbits = bin_w ? 1 : 1 + wf.at(0).get<int>() + wf.at(1).get<int>();
     const std::string h = "hop " + std::to_string(k + 1) + " ";
-    // Memory and output embeddings: sums of rows (bag of words), integer adds.
-    rt.add(OpKind::add, Arith::integer, 8, 2 * n * words_per_sentence * d, h + "embedding");
-    fp.add(OpKind::add, Arith::floating, 32, 2 * n * words_per_sentence * d, h + "embedding");
+    // Memory and output embeddings: sums of rows.
+    embedding(2 * n * w, 2 * n * (words_per_sentence - w), bin_w, wbits, h + "embedding");
     // Addressing.
     if (bin_w && (hamming || bin_acts)) {
       rt.add(OpKind::bitwise, Arith::integer, 64, n * words64, h + "addressing");

@@ -43,6 +43,15 @@ namespace lowbit::nn::memn2n {
 
 enum class Tying : uint8_t { adjacent, layerwise };
 enum class Encoding : uint8_t { bow, position };
+
+// Position encoding (Sukhbaatar et al. 2015): word j of a J-word sentence contributes to
+// dimension k of d (all 1-based) with the weight (1 − j/J) − (k/d)(1 − 2j/J), which equals
+// ((J − j)(d − k) + j·k) / (J·d) and so lies in [0, 1]. Float models use it as is; quantized
+// models round it (half up) to a multiple of 2^−kPositionFracBits, so that the integer runtime
+// forms the same sums exactly. position_weight_code returns that weight in units of
+// 2^−kPositionFracBits (0 ... 2^kPositionFracBits).
+constexpr int kPositionFracBits = 8;
+int32_t position_weight_code(int64_t j, int64_t J, int64_t k, int64_t d);
 enum class Addressing : uint8_t { dot, hamming };
 
 struct Config {

@@ -58,6 +58,7 @@ class Memn2nRuntime {
   int64_t d_ = 0, V_ = 0, mem_ = 0;
   int hops_ = 0, score_shift_ = 3;
   bool temporal_ = true, layerwise_ = true, hamming_ = false;
+  bool position_ = false;  // position encoding (weights in units of 2^−kPositionFracBits)
   Fmt act_, att_;
   std::vector<Fmt> wf_;  // per hop
   Fmt ansf_;
@@ -66,6 +67,8 @@ class Memn2nRuntime {
   std::vector<std::string> vocab_;
 
   int64_t requant(int64_t v, int from_frac, Fmt to) const;
+  // Σ over the words t in [b, e) of (position weight ·) mat[word, col], plus the time row.
+  int64_t embed_sum(const Mat& mat, int32_t b, int32_t e, const int32_t* words, int64_t trow, int64_t col) const;
   static Mat load_mat(const io::ModelFile& file, const std::string& name, const std::string& source);
 };
 
