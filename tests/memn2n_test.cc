@@ -228,8 +228,8 @@ TEST(Memn2nData, UnknownTestWordsBecomeUnkAndLongStoriesKeepTheLast50) {
 
 TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
   const std::string dir = std::string(LOWBIT_SOURCE_DIR) + "/recipes/";
-  for (const char* name : {"babi-memn2n-float", "babi-memn2n-pe", "babi-conv-8bit", "babi-conv-binary",
-                           "babi-qmann-8bit", "babi-qmann-binary"}) {
+  for (const char* name : {"babi-memn2n-float", "babi-memn2n-pe", "babi-memn2n-pe-lw", "babi-conv-8bit",
+                           "babi-conv-binary", "babi-qmann-8bit", "babi-qmann-binary"}) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(is_memn2n_recipe(dir + name + ".json"));
     const Recipe r = load_recipe(dir + name + ".json");
@@ -244,6 +244,13 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
   EXPECT_EQ(pe.model.tying, Tying::adjacent);
   EXPECT_GT(pe.training.linear_start_epochs, 0);
   EXPECT_GT(pe.training.random_time, 0.0);
+  // The same with layer-wise tying (one A and C, H between the hops).
+  const Recipe lw = load_recipe(dir + "babi-memn2n-pe-lw.json");
+  EXPECT_EQ(lw.model.encoding, Encoding::position);
+  EXPECT_EQ(lw.model.tying, Tying::layerwise);
+  EXPECT_EQ(lw.model.dim, pe.model.dim);
+  EXPECT_GT(lw.training.linear_start_epochs, 0);
+  EXPECT_GT(lw.training.random_time, 0.0);
 }
 
 }  // namespace
