@@ -171,6 +171,33 @@ void shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"M", "N", "K", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
+// Batch-1 GEMVs repeated over the same weights (an LSTM's recurrent step), with the alternating
+// forward/backward sweeps of igemv_s32 against forward sweeps only (the direction flipped back
+// after every call). For weights larger than L2 the alternating sweeps read part of them from L2.
+// Arguments: N, K, forward_only (one thread); counter weight_GB: GB of weights read per second.
+void BM_IgemvSweeps(benchmark::State& state) {
+  set_threads(1);
+  Data d(1, state.range(0), state.range(1));
+  const bool forward_only = state.range(2) != 0;
+  for (auto _ : state) {
+    lowbit::kernels::igemv_s32(d.a, d.packed, d.c);
+    if (forward_only) (void)d.packed.next_sweep_reversed();
+    benchmark::DoNotOptimize(d.c.data());
+  }
+  state.counters["weight_GB"] = benchmark::Counter(static_cast<double>(d.packed.bytes()) * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(forward_only ? "forward sweeps only" : "alternating sweeps");
+}
+
+BENCHMARK(BM_IgemvSweeps)
+    ->ArgNames({"N", "K", "forward_only"})
+    ->Args({4096, 1024, 0})
+    ->Args({4096, 1024, 1})
+    ->Args({4096, 512, 0})
+    ->Args({4096, 512, 1})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
 BENCHMARK(BM_Igemm)->Apply(shapes);
 BENCHMARK(BM_Igemm_OneDnnS8S8)->Apply(shapes);
 BENCHMARK(BM_Igemm_OneDnnU8S8)->Apply(shapes);
