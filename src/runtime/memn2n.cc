@@ -208,14 +208,13 @@ int64_t Memn2nRuntime::requant(int64_t v, int from_frac, Fmt to) const {
 }
 
 int64_t Memn2nRuntime::embed_sum(const Mat& mat, int32_t b, int32_t e, const int32_t* words, int64_t trow,
-                                 int64_t col) const {
+                                 int64_t col, const int32_t* position_codes) const {
   int64_t s = 0;
-  const int64_t J = e - b;
   for (int32_t t = b; t < e; ++t) {
     const int32_t id = words[t];
     LOWBIT_CHECK(id >= 0 && id < V_, "memn2n runtime: word id ", id, " outside the vocabulary");
     const int64_t v = mat.value(id, col);
-    s += position_ ? v * mm::position_weight_code(t - b + 1, J, col + 1, d_) : v;
+    s += position_codes ? v * position_codes[(t - b) * d_ + col] : v;
   }
   if (trow >= 0) s += position_ ? mat.value(trow, col) * (int64_t{1} << mm::kPositionFracBits) : mat.value(trow, col);
   return s;
@@ -227,13 +226,26 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
   LOWBIT_CHECK(n <= mem_, "memn2n runtime: ", n, " memory sentences (the model holds ", mem_, ")");
   const bool bin_acts = act_.binary();
   const int pf = position_ ? mm::kPositionFracBits : 0;  // fraction bits of the embedding sums' weights
+  // Position weight codes [j][k] by sentence length, built once per length in this question.
+  std::vector<std::vector<int32_t>> position_codes;
+  auto codes_for = [&](int64_t J) -> const int32_t* {
+    if (!position_ || J <= 0) return nullptr;
+    if (static_cast<int64_t>(position_codes.size()) <= J) position_codes.resize(static_cast<size_t>(J + 1));
+    std::vector<int32_t>& c = position_codes[static_cast<size_t>(J)];
+    if (c.empty()) {
+      c.resize(static_cast<size_t>(J * d));
+      for (int64_t j = 0; j < J; ++j)
+        for (int64_t k = 0; k < d; ++k) c[static_cast<size_t>(j * d + k)] = mm::position_weight_code(j + 1, J, k + 1, d);
+    }
+    return c.data();
+  };
   // u_1: sum of B rows.
   std::vector<int64_t> u(static_cast<size_t>(d)), un(static_cast<size_t>(d));
   {
     const Fmt f0 = wf_[0];
     const auto nq = static_cast<int32_t>(ex.query.size());
     for (int64_t j = 0; j < d; ++j) {
-      const int64_t s = embed_sum(B_, 0, nq, ex.query.data(), -1, j);
+      const int64_t s = embed_sum(B_, 0, nq, ex.query.data(), -1, j, codes_for(nq));
       u[static_cast<size_t>(j)] = B_.binary ? requant(s * B_.alpha, 10 + pf, act_) : requant(s, f0.f + pf, act_);
     }
   }
@@ -249,9 +261,10 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
     for (int64_t i = 0; i < n; ++i) {
       const int32_t b = ex.offsets[static_cast<size_t>(i)], e = ex.offsets[static_cast<size_t>(i + 1)];
       const int64_t trow = temporal_ ? V_ + std::min<int64_t>(n - 1 - i, mem_ - 1) : -1;
+      const int32_t* pc = codes_for(e - b);
       for (int64_t j = 0; j < d; ++j) {
-        const int64_t sa = embed_sum(A, b, e, ex.words.data(), trow, j);
-        const int64_t sc = embed_sum(Cm, b, e, ex.words.data(), trow, j);
+        const int64_t sa = embed_sum(A, b, e, ex.words.data(), trow, j, pc);
+        const int64_t sc = embed_sum(Cm, b, e, ex.words.data(), trow, j, pc);
         M[static_cast<size_t>(i * d + j)] = requant(sa, wf.f + pf, wf);  // saturation (binary: sign)
         C[static_cast<size_t>(i * d + j)] = requant(sc, wf.f + pf, wf);
       }

@@ -67,8 +67,10 @@ class Memn2nRuntime {
   std::vector<std::string> vocab_;
 
   int64_t requant(int64_t v, int from_frac, Fmt to) const;
-  // Σ over the words t in [b, e) of (position weight ·) mat[word, col], plus the time row.
-  int64_t embed_sum(const Mat& mat, int32_t b, int32_t e, const int32_t* words, int64_t trow, int64_t col) const;
+  // Σ over the words t in [b, e) of (position weight ·) mat[word, col], plus the time row;
+  // position_codes: the sentence's weight codes [j][k] (nullptr: bag of words).
+  int64_t embed_sum(const Mat& mat, int32_t b, int32_t e, const int32_t* words, int64_t trow, int64_t col,
+                    const int32_t* position_codes) const;
   static Mat load_mat(const io::ModelFile& file, const std::string& name, const std::string& source);
 };
 
