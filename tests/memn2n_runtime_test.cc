@@ -121,25 +121,27 @@ class Memn2nExport : public testing::TempDirTest {
   }
 };
 
-TEST_F(Memn2nExport, QmannEightBitAgrees) {
+// A small 8-bit model: d 20, 2 hops, Q2.5 weights and activations.
+mm::Config small_8bit(mm::Encoding encoding = mm::Encoding::bow) {
   mm::Config c;
   c.dim = 20;
   c.hops = 2;
   c.quantized = true;
-  c.addressing = mm::Addressing::hamming;
+  c.encoding = encoding;
   c.act_int_bits = c.weight_int_bits = 2;
+  return c;
+}
+
+TEST_F(Memn2nExport, QmannEightBitAgrees) {
+  mm::Config c = small_8bit();
+  c.addressing = mm::Addressing::hamming;
   c.score_shift = 1;  // d = 20: logits up to ±10 before the Q2.5 saturation
   c.mq = true;
   check(c, 0.6);  // learns slowly at this size (chance is 5/6 wrong); agreement is the point
 }
 
 TEST_F(Memn2nExport, ConventionalEightBitAgrees) {
-  mm::Config c;
-  c.dim = 20;
-  c.hops = 2;
-  c.quantized = true;
-  c.act_int_bits = c.weight_int_bits = 2;
-  check(c, 0.3);
+  check(small_8bit(), 0.3);
 }
 
 TEST_F(Memn2nExport, BinaryVariantsAgree) {
@@ -163,12 +165,7 @@ TEST_F(Memn2nExport, BinaryVariantsAgree) {
 // runtime's integer sums equal the training graph's and fixed-point models agree on every
 // question.
 TEST_F(Memn2nExport, PositionEncodingAgreesExactly) {
-  mm::Config c;
-  c.dim = 20;
-  c.hops = 2;
-  c.quantized = true;
-  c.encoding = mm::Encoding::position;
-  c.act_int_bits = c.weight_int_bits = 2;
+  const mm::Config c = small_8bit(mm::Encoding::position);
   check(c, 0.7, 1.0);  // PE learns this tiny task more slowly than a bag of words; agreement is the point
   mm::Config q = c;
   q.addressing = mm::Addressing::hamming;
@@ -198,6 +195,10 @@ TEST(Memn2nPositionEncoding, WeightCodesRoundTheFloatWeights) {
   EXPECT_EQ(mm::position_weight_code(1, 1, 10, 20), 128);
   EXPECT_EQ(mm::position_weight_code(1, 1, 20, 20), 256);
   EXPECT_EQ(mm::position_weight_code(5, 10, 5, 10), 128);  // (5·5 + 25) / 100 = 0.5
+  const std::vector<int32_t> codes = mm::position_weight_codes(3, 4);  // [j][k]
+  ASSERT_EQ(codes.size(), 12u);
+  for (int64_t j = 0; j < 3; ++j)
+    for (int64_t k = 0; k < 4; ++k) EXPECT_EQ(codes[static_cast<size_t>(j * 4 + k)], mm::position_weight_code(j + 1, 3, k + 1, 4));
   EXPECT_THROW(mm::position_weight_code(0, 3, 1, 4), Error);
   EXPECT_THROW(mm::position_weight_code(4, 3, 1, 4), Error);
   EXPECT_THROW(mm::position_weight_code(1, 3, 5, 4), Error);

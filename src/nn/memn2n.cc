@@ -223,6 +223,13 @@ int32_t position_weight_code(int64_t j, int64_t J, int64_t k, int64_t d) {
   return static_cast<int32_t>((2 * (num << kPositionFracBits) + den) / (2 * den));
 }
 
+std::vector<int32_t> position_weight_codes(int64_t J, int64_t d) {
+  std::vector<int32_t> codes(static_cast<size_t>(J * d));
+  for (int64_t j = 0; j < J; ++j)
+    for (int64_t k = 0; k < d; ++k) codes[static_cast<size_t>(j * d + k)] = position_weight_code(j + 1, J, k + 1, d);
+  return codes;
+}
+
 namespace {
 
 // The quantized position weights of a J-word sentence as floats, [j][k] (exact multiples of
@@ -236,13 +243,9 @@ const float* quantized_position_weights(int64_t J, int64_t d) {
   }
   if (static_cast<int64_t>(by_length.size()) <= J) by_length.resize(static_cast<size_t>(J + 1));
   std::vector<float>& w = by_length[static_cast<size_t>(J)];
-  if (w.empty()) {
-    w.resize(static_cast<size_t>(J * d));
-    for (int64_t j = 0; j < J; ++j)
-      for (int64_t k = 0; k < d; ++k)
-        w[static_cast<size_t>(j * d + k)] =
-            std::ldexp(static_cast<float>(position_weight_code(j + 1, J, k + 1, d)), -kPositionFracBits);
-  }
+  if (w.empty())
+    for (const int32_t code : position_weight_codes(J, d))
+      w.push_back(std::ldexp(static_cast<float>(code), -kPositionFracBits));
   return w.data();
 }
 

@@ -232,11 +232,7 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
     if (!position_ || J <= 0) return nullptr;
     if (static_cast<int64_t>(position_codes.size()) <= J) position_codes.resize(static_cast<size_t>(J + 1));
     std::vector<int32_t>& c = position_codes[static_cast<size_t>(J)];
-    if (c.empty()) {
-      c.resize(static_cast<size_t>(J * d));
-      for (int64_t j = 0; j < J; ++j)
-        for (int64_t k = 0; k < d; ++k) c[static_cast<size_t>(j * d + k)] = mm::position_weight_code(j + 1, J, k + 1, d);
-    }
+    if (c.empty()) c = mm::position_weight_codes(J, d);
     return c.data();
   };
   // u_1: sum of B rows.

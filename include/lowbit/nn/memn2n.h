@@ -52,6 +52,8 @@ enum class Encoding : uint8_t { bow, position };
 // 2^−kPositionFracBits (0 ... 2^kPositionFracBits).
 constexpr int kPositionFracBits = 8;
 int32_t position_weight_code(int64_t j, int64_t J, int64_t k, int64_t d);
+// The codes of every word and dimension of a J-word sentence, [j][k] (row-major, J·d values).
+std::vector<int32_t> position_weight_codes(int64_t J, int64_t d);
 enum class Addressing : uint8_t { dot, hamming };
 
 struct Config {
