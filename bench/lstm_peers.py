@@ -13,9 +13,12 @@ thread (--threads):
   LiteRT int8   a tf.keras LSTM converted with full-integer post-training quantization (the
                 same 8x8_16 UNIDIRECTIONAL_SEQUENCE_LSTM kernel), LiteRT's interpreter.
 
-The peers run interleaved (one pass of each per round), one warm-up pass, then --repeats
-timed passes: the median is reported as microseconds per time step. The table ends with the
-ratios lowbit int8 vs each peer and vs lowbit f32 (> 1: lowbit int8 is faster).
+Every engine runs once per round, interleaved, for --repeats rounds after one warm-up pass:
+each Python peer one pass, lowbit one `bench lstm` call (the median of its own repeated passes
+over --lowbit-min-time seconds). The table gives each engine's median as microseconds per time
+step. The speed-ups are computed per round (peer time / lowbit int8 time in the same round, so
+that both sides of a ratio see the same load on a shared machine); the table gives their median
+over the rounds, and the JSON also the minimum and maximum (> 1: lowbit int8 is faster).
 
 Run `bash scripts/bench-env.sh` once, build lowbit (`bash scripts/build.sh`), then from the
 repository root:
@@ -82,14 +85,21 @@ class Runner:
         self.times: list[float] = []
 
 
-def time_interleaved(runners: list[Runner], repeats: int) -> None:
+def time_interleaved(runners: list[Runner], repeats: int, lowbit_round=None) -> list[list[dict]]:
+    """Runs every runner once per round; `lowbit_round()` (if given) once per round as well.
+    Returns lowbit's results, one list per round."""
     for r in runners:  # warm-up
         r.fn()
-    for _ in range(repeats):
+    lowbit_rounds = []
+    for i in range(repeats):
         for r in runners:
             t0 = time.perf_counter()
             r.fn()
             r.times.append(time.perf_counter() - t0)
+        if lowbit_round is not None:
+            lowbit_rounds.append(lowbit_round())
+        log(f"round {i + 1} of {repeats} done")
+    return lowbit_rounds
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,8 +212,7 @@ def bench_lowbit(args) -> list[dict]:
     exe = lowbit_program(args.build)
     cmd = [str(exe), "--threads", str(args.threads), "bench", "lstm",
            "--hidden", ",".join(map(str, args.hidden)), "--steps", str(args.steps),
-           "--batch", str(args.batch), "--json"]
-    log("running", " ".join(cmd))
+           "--batch", str(args.batch), "--min-time", str(args.lowbit_min_time), "--json"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
@@ -246,25 +255,33 @@ ENGINES = [("lowbit_int8", "lowbit int8"), ("lowbit_f32", "lowbit f32"),
 
 
 def build_report(args, res) -> dict:
-    table = {h: {} for h in args.hidden}
+    # Per hidden width and engine: microseconds per step in each round.
+    per_round: dict[int, dict[str, list[float]]] = {h: {} for h in args.hidden}
     for r in res["runners"]:
-        table[r.hidden][r.engine] = {"us_per_step": 1e6 * statistics.median(r.times) / args.steps,
-                                     "seconds_per_pass": r.times}
-    for r in res.get("lowbit", []):
-        if r["hidden"] in table:
-            table[r["hidden"]][f"lowbit_{r['precision']}"] = {"us_per_step": r["us_per_step"],
-                                                              "lowbit": r["raw"]}
+        per_round[r.hidden][r.engine] = [1e6 * t / args.steps for t in r.times]
+    for rnd in res.get("lowbit", []):
+        for r in rnd:
+            if r["hidden"] in per_round:
+                per_round[r["hidden"]].setdefault(f"lowbit_{r['precision']}", []).append(r["us_per_step"])
+    table = {h: {k: {"us_per_step": statistics.median(v), "us_per_step_rounds": v} for k, v in row.items()}
+             for h, row in per_round.items()}
     ratios = {}
-    for h, row in table.items():
+    for h, row in per_round.items():
         if "lowbit_int8" not in row:
             continue
-        mine = row["lowbit_int8"]["us_per_step"]
-        ratios[h] = {f"{k}/lowbit_int8": row[k]["us_per_step"] / mine
-                     for k, _ in ENGINES[1:] if k in row}
+        mine = row["lowbit_int8"]
+        ratios[h] = {}
+        for k, _ in ENGINES[1:]:
+            if k not in row:
+                continue
+            each = [p / m for p, m in zip(row[k], mine)]
+            ratios[h][f"{k}/lowbit_int8"] = statistics.median(each)
+            ratios[h][f"{k}/lowbit_int8 rounds"] = each
     return {
         "benchmark": "lstm_peers",
         "config": {"hidden": args.hidden, "steps": args.steps, "batch": args.batch,
-                   "threads": args.threads, "repeats": args.repeats, "input_width": "hidden"},
+                   "threads": args.threads, "repeats": args.repeats, "input_width": "hidden",
+                   "lowbit_min_time": args.lowbit_min_time},
         "machine": {"cpu": cpu_name(), "python": platform.python_version()},
         "versions": res["versions"],
         "litert_ops": res.get("litert_ops", {}),
@@ -285,12 +302,16 @@ def print_table(rep) -> None:
                         for k, _ in ENGINES)
         print(f"  {h:>6}{cells}")
     if rep["speedup_of_lowbit_int8"]:
-        print("speed-up of lowbit int8 (peer time / lowbit int8 time; > 1: lowbit int8 faster)")
+        print("speed-up of lowbit int8 (peer time / lowbit int8 time in the same round; median over the "
+              "rounds, [min, max] below; > 1: lowbit int8 faster)")
         print(f"  {'hidden':>6}" + "".join(f"{'vs ' + name:>21}" for _, name in ENGINES[1:]))
         for h, r in rep["speedup_of_lowbit_int8"].items():
             cells = "".join(f"{r[k + '/lowbit_int8']:>21.2f}" if k + "/lowbit_int8" in r else f"{'-':>21}"
                             for k, _ in ENGINES[1:])
             print(f"  {h:>6}{cells}")
+            span = "".join(f"{'[%.1f, %.1f]' % (min(r[k + '/lowbit_int8 rounds']), max(r[k + '/lowbit_int8 rounds'])):>21}"
+                           if k + "/lowbit_int8" in r else f"{'':>21}" for k, _ in ENGINES[1:])
+            print(f"  {'':>6}{span}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in rep["versions"].items()))
     la = rep["load_average"]
     print(f"load average: {la['start']:.2f} at start, {la['end']:.2f} at end")
@@ -305,7 +326,9 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=100, help="time steps per sequence")
     p.add_argument("--batch", type=int, default=1, help="sequences in parallel")
     p.add_argument("--threads", type=int, default=1, help="threads for every engine")
-    p.add_argument("--repeats", type=int, default=10, help="timed passes per engine (median)")
+    p.add_argument("--repeats", type=int, default=10, help="rounds: timed passes per engine (median)")
+    p.add_argument("--lowbit-min-time", type=float, default=0.3,
+                   help="seconds of repeated passes in each round's `lowbit bench lstm` call")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--build", type=Path, default=REPO / "build", help="lowbit build folder")
     p.add_argument("--skip-lowbit", action="store_true", help="run only the Python peers")
@@ -319,6 +342,8 @@ def parse_args(argv=None):
         p.error(f"--hidden: expected comma-separated integers, got '{args.hidden}'")
     if min(args.hidden) < 1 or args.steps < 1 or args.batch < 1 or args.threads < 1 or args.repeats < 1:
         p.error("--hidden, --steps, --batch, --threads and --repeats must be at least 1")
+    if args.lowbit_min_time < 0:
+        p.error("--lowbit-min-time must not be negative")
     args.build = args.build if args.build.is_absolute() else Path.cwd() / args.build
     return args
 
@@ -352,11 +377,14 @@ def main(argv=None):
         runners += more
         versions.update(v)
         res["litert_ops"] = ops
-    log(f"timing {len(runners)} configurations, interleaved, {args.repeats} rounds")
-    time_interleaved(runners, args.repeats)
-    res["runners"] = runners
+    lowbit_round = None
     if not args.skip_lowbit:
-        res["lowbit"] = bench_lowbit(args)
+        bench_lowbit(args)  # warm-up, and a failure before the timed rounds
+        lowbit_round = lambda: bench_lowbit(args)  # noqa: E731
+    log(f"timing {len(runners) + (2 * len(args.hidden) if lowbit_round else 0)} configurations, "
+        f"interleaved, {args.repeats} rounds")
+    res["lowbit"] = time_interleaved(runners, args.repeats, lowbit_round)
+    res["runners"] = runners
     res["load_average"] = {"start": load_start, "end": os.getloadavg()[0]}
     rep = build_report(args, res)
     if args.output:
