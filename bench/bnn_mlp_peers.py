@@ -178,16 +178,22 @@ class Runner:
         return self.images / statistics.median(self.times)
 
 
-def time_interleaved(runners: list[Runner], repeats: int) -> None:
+def time_interleaved(runners: list[Runner], repeats: int, per_round=None) -> list:
     """One warm-up pass of every runner, then `repeats` rounds in which every runner runs
-    once: a load that comes and goes on the machine falls on all peers alike."""
+    once, and `per_round()` (lowbit's own timed evaluation) once if given: a load that comes
+    and goes on the machine falls on all peers alike. Returns per_round's results, in order."""
     for r in runners:
         r.run()
-    for _ in range(repeats):
+    extra = []
+    for i in range(repeats):
         for r in runners:
             t0 = time.perf_counter()
             r.run()
             r.times.append(time.perf_counter() - t0)
+        if per_round is not None:
+            extra.append(per_round())
+        log(f"inference round {i + 1} of {repeats} done")
+    return extra
 
 
 def batches_of(x, batch: int):
@@ -526,7 +532,9 @@ def run_lowbit(cmd: list[str], threads: int) -> str:
     return proc.stdout
 
 
-def bench_lowbit(args, workdir: Path):
+def prepare_lowbit(args, workdir: Path):
+    """Trains one epoch (the training-time comparison) and exports the model, unless a model
+    file is given. Returns (result dict, model path)."""
     exe = str(lowbit_program(args.build))
     recipe = args.recipe
     if not recipe.is_file():
@@ -555,6 +563,14 @@ def bench_lowbit(args, workdir: Path):
         model = workdir / "mnist-bnn.lowbit"
         run_lowbit([exe, "--threads", str(args.threads), "export", str(train_dir),
                     "--out", str(model)], args.threads)
+    return result, model
+
+
+def eval_lowbit(args, model: Path) -> dict:
+    """One `lowbit eval --json --batch 100` of the test set: images/s at batch 100 and 1 as lowbit
+    times them, the model size and the eval report."""
+    exe = str(lowbit_program(args.build))
+    result = {}
     out = run_lowbit([exe, "--threads", str(args.threads), "eval", str(model), "--data",
                       str(args.data), "--json", "--batch", "100"], args.threads)
     try:
@@ -572,9 +588,23 @@ def bench_lowbit(args, workdir: Path):
         result["images_per_second_batch1"] = float(ev["images_per_second_batch1"])
     result["model_bytes"] = int(ev["model_bytes"])
     result["eval"] = ev
-    log(f"lowbit: {result['images_per_second_batch100']:.0f} images/s at batch 100, "
-        f"model {result['model_bytes']} bytes")
     return result
+
+
+def merge_lowbit_rounds(prepared: dict, rounds: list[dict]) -> dict:
+    """lowbit's result: the training figures, the model size and last eval report, and per batch
+    size the median images/s over the rounds with every round's value."""
+    out = dict(prepared)
+    out["model_bytes"] = rounds[-1]["model_bytes"]
+    out["eval"] = rounds[-1]["eval"]
+    for key in ("images_per_second_batch100", "images_per_second_batch1"):
+        vals = [r[key] for r in rounds if key in r]
+        if vals:
+            out[key] = statistics.median(vals)
+            out[key + "_rounds"] = vals
+    log(f"lowbit: {out['images_per_second_batch100']:.0f} images/s at batch 100 (median of "
+        f"{len(rounds)} rounds), model {out['model_bytes']} bytes")
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -604,12 +634,35 @@ def build_report(args, res):
     lce_ips1, lce_cfg1 = lce_best(1)
     torch_s = statistics.median(torch_train["seconds_per_epoch"]) if torch_train else None
 
+    # Inference speed-ups per round: lowbit's images/s in round i over the best configuration of
+    # the peer in the same round i; the ratio reported is the median over the rounds.
+    round_ratios = {}
+
+    def per_round(key, peer_rounds, batch):
+        mine = lb and lb.get(f"images_per_second_batch{batch}_rounds")
+        if not mine or not peer_rounds:
+            return None
+        each = [m / max(p[i] for p in peer_rounds) for i, m in enumerate(mine)]
+        round_ratios[key] = each
+        return statistics.median(each)
+
+    def float_rounds(batch):
+        return [[images / t for t in v[f"seconds_per_pass_batch{batch}"]]
+                for v in floats.values() if f"seconds_per_pass_batch{batch}" in v
+                for images in [v[f"images_per_pass_batch{batch}"]]]
+
+    def lce_rounds(batch):
+        return [[v[f"images_per_pass_batch{batch}"] / t for t in v[f"seconds_per_pass_batch{batch}{s}"]]
+                for v in lce.values() for s in ("", "_xnnpack") if f"seconds_per_pass_batch{batch}{s}" in v]
+
     ratios = {
         "train_seconds_lowbit_over_pytorch": ratio(lb and lb.get("train_seconds_per_epoch"), torch_s),
-        "inference_lowbit_over_pytorch_float_batch100": ratio(lb and lb["images_per_second_batch100"], float_ips),
-        "inference_lowbit_over_lce_batch100": ratio(lb and lb["images_per_second_batch100"], lce_ips),
-        "inference_lowbit_over_pytorch_float_batch1": ratio(lb and lb.get("images_per_second_batch1"), float_ips1),
-        "inference_lowbit_over_lce_batch1": ratio(lb and lb.get("images_per_second_batch1"), lce_ips1),
+        "inference_lowbit_over_pytorch_float_batch100": per_round(
+            "inference_lowbit_over_pytorch_float_batch100", float_rounds(100), 100),
+        "inference_lowbit_over_lce_batch100": per_round("inference_lowbit_over_lce_batch100", lce_rounds(100), 100),
+        "inference_lowbit_over_pytorch_float_batch1": per_round(
+            "inference_lowbit_over_pytorch_float_batch1", float_rounds(1), 1),
+        "inference_lowbit_over_lce_batch1": per_round("inference_lowbit_over_lce_batch1", lce_rounds(1), 1),
         "size_float32_over_lowbit": ratio(res["float32_bytes"], lb and lb["model_bytes"]),
         "inference_lce_over_pytorch_float_batch100": ratio(lce_ips, float_ips),
     }
@@ -628,6 +681,7 @@ def build_report(args, res):
         "config": {
             "hidden": args.hidden, "depth": args.depth, "threads": args.threads,
             "train_images": args.train_images, "batch": 100, "repeats": args.repeats,
+            "inference_ratios": "per round, median over rounds",
             "batch1_images": args.batch1_images, "torch_epochs": args.torch_epochs,
             "cpu": cpu_name(), "python": platform.python_version(),
             "load_average_1min": res["load_average"],
@@ -643,6 +697,7 @@ def build_report(args, res):
         "lowbit": lb,
         "parameters": res["parameters"], "float32_bytes": res["float32_bytes"],
         "ratios": ratios,
+        "ratios_per_round": round_ratios,
         "targets": {k: f"{op} {t:g}" for k, (op, t) in targets.items()},
         "targets_met": met,
         "summary": {
@@ -719,7 +774,11 @@ def print_table(rep):
         if t:
             ok = rep["targets_met"][key]
             mark = f"   target {t}: " + ("n/a" if ok is None else "met" if ok else "NOT met")
-        print(f"  {label:44s} {fmt(v, '8.2f')}{mark}")
+        each = rep["ratios_per_round"].get(key)
+        span = f"  [{min(each):.2f}, {max(each):.2f}]" if each else ""
+        print(f"  {label:44s} {fmt(v, '8.2f')}{span}{mark}")
+    print("(inference ratios: median over the rounds of lowbit / the peer's best configuration in the "
+          "same round, [smallest, largest])")
 
 
 # --------------------------------------------------------------------------------------------
@@ -790,7 +849,7 @@ def main(argv=None):
     load_start = os.getloadavg()[0]
     if load_start > 0.5:
         log(f"warning: load average {load_start:.1f} before the run: other work on this "
-            "machine skews the timings (the Python peers are interleaved, lowbit is not)")
+            "machine skews the timings")
     x_train, y_train, x_test, y_test = load_mnist(args.data, args.train_images)
     res = {"versions": {"torch": torch.__version__, "numpy": np.__version__,
                         "torch_blas": blas_core_name() or "unknown"}}
@@ -814,8 +873,17 @@ def main(argv=None):
         runners += more
         res["versions"].update(lce_versions)
 
-    log(f"inference: {len(runners)} configurations, interleaved, {args.repeats} rounds")
-    time_interleaved(runners, args.repeats)
+    with tempfile.TemporaryDirectory(prefix="lowbit-bench-") as tmp:
+        lowbit_round = None
+        if not args.skip_lowbit:
+            prepared, model = prepare_lowbit(args, Path(tmp))
+            eval_lowbit(args, model)  # warm-up, and a failure before the timed rounds
+            lowbit_round = lambda: eval_lowbit(args, model)  # noqa: E731
+        log(f"inference: {len(runners) + (1 if lowbit_round else 0)} configurations, interleaved, "
+            f"{args.repeats} rounds")
+        lowbit_rounds = time_interleaved(runners, args.repeats, lowbit_round)
+        if not args.skip_lowbit:
+            res["lowbit"] = merge_lowbit_rounds(prepared, lowbit_rounds)
     res["torch_float"] = {}
     for r in runners:
         if r.engine == "pytorch_float":
@@ -825,11 +893,8 @@ def main(argv=None):
             entry, suffix = res["lce"][form], ("_xnnpack" if xnn else "")
         entry[f"images_per_second_batch{r.batch}{suffix}"] = r.images_per_second
         entry[f"seconds_per_pass_batch{r.batch}{suffix}"] = r.times  # the raw timings
+        entry[f"images_per_pass_batch{r.batch}"] = r.images
         log(f"{r.engine} {r.variant} batch {r.batch}: {r.images_per_second:.0f} images/s")
-
-    if not args.skip_lowbit:
-        with tempfile.TemporaryDirectory(prefix="lowbit-bench-") as tmp:
-            res["lowbit"] = bench_lowbit(args, Path(tmp))
 
     res["load_average"] = {"start": load_start, "end": os.getloadavg()[0]}
     rep = build_report(args, res)
