@@ -25,11 +25,6 @@ constexpr int kMr = 6;
 // hardware prefetchers alone leave the tile waiting on it now and then. Prefetching 12 groups
 // (3 KiB of a full block) ahead into L1 measured a few percent faster than none, 4, or 32.
 constexpr int64_t kPrefetchGroups = 12;
-// GEMV weights too large for L2 stream from L3 at the core's L3 bandwidth; prefetching 8 KiB
-// ahead gets within a percent or two of a plain read loop. For L2-resident weights the extra
-// prefetch instructions only cost, so they are skipped there.
-constexpr int64_t kGemvPrefetchBytes = 8192;
-constexpr int64_t kGemvL2Bytes = 3 << 19;
 
 LOWBIT_TARGET_AVX512_VNNI static inline __m512i bcast4(const uint8_t* p) {
   int32_t v;
@@ -83,9 +78,10 @@ LOWBIT_TARGET_AVX512_VNNI void tile_vnni_np(int np, const uint8_t* a, int64_t kp
 }
 
 // One full 64-channel block: a single linear stream of 256 bytes per group of 4 K. Four groups
-// are in flight (16 independent accumulators) to cover the vpdpbusd latency. Blocks are
-// contiguous, so prefetching past the end of one block warms the next.
-template <bool kPrefetch>
+// are in flight (16 independent accumulators) to cover the vpdpbusd latency. No software
+// prefetch: the L2 streamer follows the linear stream, and with the alternating sweeps
+// (GemvArgs::reverse) an 8 KiB-ahead prefetch into L1 made the 4096x1024 GEMV 5-7 % slower
+// and the 4096x512 one 14 % slower (BM_IgemvSweeps).
 LOWBIT_TARGET_AVX512_VNNI void gemv_block64(const uint8_t* x, const int8_t* b, int64_t groups, int32_t* sums) {
   __m512i acc[4][4];
 #pragma GCC unroll 4
@@ -100,7 +96,6 @@ LOWBIT_TARGET_AVX512_VNNI void gemv_block64(const uint8_t* x, const int8_t* b, i
       const int8_t* bg = b + (g + u) * 256;
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {
-        if (kPrefetch) _mm_prefetch(reinterpret_cast<const char*>(bg + kGemvPrefetchBytes + 64 * j), _MM_HINT_T0);
         acc[u][j] = _mm512_dpbusd_epi32(acc[u][j], xv, _mm512_load_si512(bg + 64 * j));
       }
     }
@@ -165,17 +160,13 @@ LOWBIT_TARGET_AVX512_VNNI void gemv_avx512vnni(const GemvArgs& p) {
   const auto* x = static_cast<const uint8_t*>(p.x);
   const int64_t groups = p.kp / 4;
   const std::size_t osz = p.ep->out == Out::s32 ? 4 : (p.ep->out == Out::s16 ? 2 : 1);
-  const bool stream = p.panels * kPanel * p.kp > kGemvL2Bytes;
   for (int64_t i = p.block0; i < p.block1; ++i) {
     const int64_t blk = gemv_block_at(p, i);
     const int64_t w = block_width(p.panels, blk), col0 = blk * kBlock;
     const int64_t valid = p.n - col0 < kBlock ? p.n - col0 : kBlock;
     const int8_t* b = block_ptr(p.b, blk, p.kp);
     if (w == kBlock) {
-      if (stream)
-        gemv_block64<true>(x, b, groups, sums);
-      else
-        gemv_block64<false>(x, b, groups, sums);
+      gemv_block64(x, b, groups, sums);
     } else {
       // Last, narrower block: reuse the 1-row GEMM tile.
       tile_vnni_np<1>(static_cast<int>(w / kPanel), x, p.kp, b, groups, sums);
