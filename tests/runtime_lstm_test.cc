@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/core/cpu.h"
 #include "lowbit/core/error.h"
 #include "lowbit/io/model_file.h"
 #include "lowbit/io/npy.h"
@@ -112,6 +113,28 @@ TEST(RuntimeLstm, ReferenceAndFastIntegerStepsAgreeForEveryVariant) {
       }
     }
   }
+}
+
+TEST(RuntimeLstm, LayerLargerThanL2ComputesItsActivations) {
+  // Recurrent weights above the core's L2 (1024 cells, 4 MiB of int8 when L2 is at most 4 MiB):
+  // the fast step computes sigmoid and tanh with the vector forms instead of reading the tables.
+  // It must still equal the scalar reference bit for bit, at every instruction-set level.
+  const int64_t C = cpu::l2_cache_bytes() <= (int64_t{4} << 20) ? 1024 : 2048;
+  const auto layers = one_layer(8, C, C, false, true, false, false, 2.0f);
+  const Pair p = float_and_integer(layers, 71, 4);
+  const int64_t T = 3, B = 1;
+  const auto xq = quantize_input(p.q, random_floats(T * B * 8, 72));
+  std::vector<int8_t> ref(static_cast<std::size_t>(T * B * C)), fast(ref.size());
+  auto s1 = p.q.initial_state(B);
+  p.q.run_integer(xq.data(), T, s1, ref.data(), /*reference=*/true);
+  int nonzero = 0;
+  for (int8_t v : ref) nonzero += v != p.q.output_zero_point();
+  EXPECT_GT(nonzero, static_cast<int>(ref.size() / 4));  // the outputs carry a signal
+  lowbit::testing::for_each_isa([&](cpu::IsaLevel) {
+    auto s2 = p.q.initial_state(B);
+    p.q.run_integer(xq.data(), T, s2, fast.data(), false);
+    ASSERT_EQ(ref, fast);
+  });
 }
 
 TEST(RuntimeLstm, StackedLayersAndStatePersistence) {

@@ -29,6 +29,7 @@ struct InfoOptions {
 json collect() {
   json cpu_info = {
       {"brand", cpu::brand()},
+      {"l2_cache_bytes", cpu::l2_cache_bytes()},
       {"features", cpu::feature_names(cpu::detected_features())},
       {"usable_features", cpu::feature_names(cpu::usable_features())},
       {"max_isa", cpu::isa_name(cpu::max_isa())},
@@ -75,6 +76,7 @@ void print_text(const json& j) {
 
   std::printf("\nCPU\n");
   row("brand", c["brand"]);
+  row("L2 per core", std::to_string(c["l2_cache_bytes"].get<int64_t>() >> 10) + " KiB");
   row("features", joined(c["features"]));
   row("max ISA", c["max_isa"].get<std::string>() + " (" +
                      source_note(c["max_isa_source"], "default: the best this CPU supports") + ")");

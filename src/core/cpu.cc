@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#if defined(__unix__)
+#include <unistd.h>
+#endif
 
 #include "lowbit/core/error.h"
 
@@ -133,6 +136,17 @@ std::vector<std::string> feature_names(uint32_t f) {
   if (f & kAvx512Vpopcnt) out.emplace_back("avx512_vpopcntdq");
   if (f & kAvx512Vbmi) out.emplace_back("avx512_vbmi");
   return out;
+}
+
+int64_t l2_cache_bytes() {
+  static const int64_t bytes = [] {
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    const long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (v > 0) return static_cast<int64_t>(v);
+#endif
+    return int64_t{1} << 20;
+  }();
+  return bytes;
 }
 
 std::string brand() {

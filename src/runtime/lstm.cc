@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <span>
 
+#include "lowbit/core/cpu.h"
 #include "lowbit/core/error.h"
 #include "lowbit/io/model_file.h"
 #include "lowbit/kernels/igemm.h"
@@ -425,6 +426,17 @@ void integer_lstm_step(const IntegerLstmLayer& L, const int8_t* x, int64_t B, in
     }
     int_matmul_all({h, static_cast<std::size_t>(B * P)}, B, P, L.wh_all, s.acch);
   }
+  // Sigmoid and tanh: tables of every int16 input, or computed when the recurrent weights keep
+  // evicting the tables (IntegerLstmLayer::weights_exceed_l2). The reference path reads tables.
+  const bool computed = !reference && L.weights_exceed_l2 && iops::computed_activations_fast();
+  auto sigmoid_of = [computed](const int16_t* in, int64_t count, int16_t* out) {
+    if (computed) iops::compute_sigmoid(in, count, out);
+    else iops::apply_sigmoid(in, count, out);
+  };
+  auto tanh_of = [computed](int bits, const int16_t* in, int64_t count, int16_t* out) {
+    if (computed) iops::compute_tanh(bits, in, count, out);
+    else iops::apply_tanh(bits, in, count, out);
+  };
   auto gate = [&](int g) {
     const IntegerLstmGate& Q = L.g[g];
     int16_t* out = s.gate[g].data();
@@ -441,8 +453,8 @@ void integer_lstm_step(const IntegerLstmLayer& L, const int8_t* x, int64_t B, in
     if (sp.peephole && g != kC) iops::peephole_accumulate(Q.peep.data(), P, c, B, P, Q.mp.multiplier, Q.mp.shift, out, P);
     if (sp.layer_norm)
       iops::layer_norm(out, Q.ln_w.data(), Q.ln_bias.data(), Q.mln.multiplier, Q.mln.shift, Q.ln_guard, B, C, out);
-    if (g == kC) iops::apply_tanh(3, out, B * C, out);
-    else iops::apply_sigmoid(out, B * C, out);
+    if (g == kC) tanh_of(3, out, B * C, out);
+    else sigmoid_of(out, B * C, out);
   };
   if (!sp.cifg) gate(kI);
   gate(kF);
@@ -458,7 +470,7 @@ void integer_lstm_step(const IntegerLstmLayer& L, const int8_t* x, int64_t B, in
   iops::cwise_add_sat(c, s.tmp.data(), n, c);
   if (L.cell_clip > 0) iops::clip16(c, n, L.cell_clip);
   gate(kO);
-  iops::apply_tanh(15 + L.cell_scale, c, n, s.tanh_c.data());
+  tanh_of(15 + L.cell_scale, c, n, s.tanh_c.data());
   // With a projection TFLite 2.16 (and LiteRT 1.4) quantizes the hidden value with the zero point
   // subtracted, consistent with the +zp_hidden·rowsum(W_proj) folded into the projection bias;
   // without one the hidden value is the output state and the zero point is added.
@@ -499,6 +511,7 @@ void IntegerLstmLayer::pack() {
   wx_all = kernels::PackedWeightsI8::pack(wx_cat, G * C, I, I);
   wh_all = kernels::PackedWeightsI8::pack(wh_cat, G * C, P, P);
   if (s.projection) proj_packed = kernels::PackedWeightsI8::pack(proj, P, C, C);
+  weights_exceed_l2 = static_cast<int64_t>(wh_all.bytes()) > cpu::l2_cache_bytes();
 }
 
 // ---- model ---------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ std::string isa_name(IsaLevel level);
 std::vector<std::string> feature_names(uint32_t features);
 // The CPU's brand string, e.g. "Intel(R) Xeon(R) Processor".
 std::string brand();
+// Bytes of one core's L2 cache as the OS reports it (1 MiB when it does not say).
+int64_t l2_cache_bytes();
 // Incremented whenever the cap changes; dispatchers use it to refresh cached choices.
 uint64_t generation();
 
