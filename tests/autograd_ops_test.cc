@@ -5,6 +5,7 @@
 #include <cmath>
 #include <functional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gradcheck_util.h"
@@ -117,6 +118,67 @@ TEST(AutogradGradcheck, LinearSkipsGradientsNobodyNeeds) {
   backward(sum(linear(x, w, Var())));
   EXPECT_FALSE(x.grad().defined());
   EXPECT_TRUE(w.grad().defined());
+}
+
+TEST(AutogradLinear, BinaryForwardPathGivesTheFloatValues) {
+  // W = sign(latent) and x = sign(·) (±1), the same after dropout with p = 1/2 ({−2, 0, 2}), and
+  // x in {−1/2, 0, 1/2}: the XNOR/popcount path must give exactly the float GEMM's outputs and
+  // the same gradients. Odd sizes leave partial words; 70 inputs span two 64-bit words.
+  struct Case {
+    int64_t n, in, out;
+    float c;
+    float zero_fraction;
+  };
+  for (const Case& k : {Case{7, 70, 9, 1.0f, 0.0f}, Case{5, 600, 33, 2.0f, 0.5f}, Case{3, 129, 4, 0.5f, 0.3f},
+                        Case{4, 2048, 6, 1.25f, 0.2f}}) {
+    SCOPED_TRACE("n " + std::to_string(k.n) + " in " + std::to_string(k.in) + " c " + std::to_string(k.c));
+    Tensor xt = random_tensor({k.n, k.in}, 41);
+    std::mt19937 rng(42);
+    std::uniform_real_distribution<float> u(0.0f, 1.0f);
+    for (int64_t i = 0; i < xt.numel(); ++i) {
+      float& v = xt.data<float>()[i];
+      v = u(rng) < k.zero_fraction ? 0.0f : (v >= 0.0f ? k.c : -k.c);
+    }
+    const Tensor latent = random_tensor({k.out, k.in}, 43);
+    const Tensor g = random_tensor({k.n, k.out}, 44);
+    auto run = [&](bool binary, Tensor* gx, Tensor* gw) {
+      set_binary_linear(binary);
+      Var x(xt.clone(), true);
+      Var w(latent.clone(), true);
+      Var y = linear(x, sign_ste(w, 1.0f), Var());
+      backward(y, g);
+      *gx = x.grad().clone();
+      *gw = w.grad().clone();
+      return y.value().clone();
+    };
+    Tensor gx0, gw0, gx1, gw1;
+    const uint64_t before = binary_linear_count();
+    const Tensor y1 = run(true, &gx1, &gw1);
+    EXPECT_EQ(binary_linear_count(), before + 1);  // the binary path ran
+    const Tensor y0 = run(false, &gx0, &gw0);
+    EXPECT_EQ(binary_linear_count(), before + 1);
+    set_binary_linear(true);
+    for (int64_t i = 0; i < y0.numel(); ++i) ASSERT_EQ(y0.data<float>()[i], y1.data<float>()[i]) << i;
+    for (int64_t i = 0; i < gx0.numel(); ++i) ASSERT_EQ(gx0.data<float>()[i], gx1.data<float>()[i]) << i;
+    for (int64_t i = 0; i < gw0.numel(); ++i) ASSERT_EQ(gw0.data<float>()[i], gw1.data<float>()[i]) << i;
+  }
+  // Not taken: a bias, inputs with two magnitudes, a scale whose multiples float32 cannot hold
+  // exactly (1/0.7, dropout with p = 0.3), or weights that are not a sign() output.
+  const uint64_t before = binary_linear_count();
+  Tensor x2 = random_tensor({2, 8}, 45);
+  for (int64_t i = 0; i < x2.numel(); ++i) x2.data<float>()[i] = x2.data<float>()[i] >= 0 ? 1.0f : -1.0f;
+  const Var wl(random_tensor({3, 8}, 46));
+  (void)linear(Var(x2), sign_ste(wl, 1.0f), Var(random_tensor({3}, 47)));
+  (void)linear(Var(x2), wl, Var());
+  Tensor x3 = x2.clone();
+  x3.data<float>()[0] = 0.5f;
+  (void)linear(Var(x3), sign_ste(wl, 1.0f), Var());
+  Tensor x4 = x2.clone();
+  for (int64_t i = 0; i < x4.numel(); ++i) x4.data<float>()[i] *= 1.0f / 0.7f;
+  (void)linear(Var(x4), sign_ste(wl, 1.0f), Var());
+  EXPECT_EQ(binary_linear_count(), before);
+  (void)linear(Var(x2), sign_ste(wl, 1.0f), Var());
+  EXPECT_EQ(binary_linear_count(), before + 1);
 }
 
 TEST(AutogradGradcheck, ReshapeAndFlatten) {

@@ -36,8 +36,19 @@ inline Var operator*(const Var& a, float s) { return scale(a, s); }
 Var matmul(const Var& a, const Var& b);  // [M, K] · [K, N] -> [M, N]
 // x[N, in] · W[out, in]ᵀ + b[out]; `b` may be undefined (no bias). All three GEMMs (forward,
 // input gradient, weight gradient) go through kernels::sgemm; gradients that nobody needs
-// (e.g. of the data input) are not computed.
+// (e.g. of the data input) are not computed. Binary layers: when W is the output of sign()
+// (exactly ±1), there is no bias, and every x is −c, 0 or +c for one c whose multiples the
+// float GEMM sums exactly (c = m·2^e, m odd, in·m < 2^24: a sign() output, also after dropout
+// with p = 1/2 or 1/5, c = 2 or 1.25), the forward product runs on the XNOR/popcount kernels
+// instead (x as two ±1 bit planes, zero = their mean); the values are identical to the float
+// GEMM's, which is exact on such operands.
 Var linear(const Var& x, const Var& w, const Var& b);
+// Turns the binary forward path of linear() on (the default) or off, process-wide (tests and
+// timing comparisons).
+void set_binary_linear(bool enabled);
+bool binary_linear_enabled();
+// Forward products linear() has run on the binary path so far, process-wide.
+uint64_t binary_linear_count();
 
 // ---- shapes ----------------------------------------------------------------------------------
 Var reshape(const Var& x, const Shape& shape);  // same element count
