@@ -206,32 +206,39 @@ namespace {
 std::atomic<bool> g_binary_linear{true};
 std::atomic<uint64_t> g_binary_linear_count{0};
 
-// c when every value of x[n, in] is −c, 0 or +c for one c > 0 (at least one nonzero) whose
-// multiples up to in·c are exact in float32: c = m·2^e with m odd and in·m < 2^24. Then every
+// c > 0 when every value of x[n, in] is −c, 0 or +c (at least one nonzero) and the multiples
+// of c up to in·c are exact in float32: c = m·2^e with m odd and in·m < 2^24. Then every
 // partial sum of a ±1 dot product is exact, in any order, and the float GEMM gives the exact
-// value, as the integer path does. Else 0 (also for NaN and infinities).
-float exact_ternary_scale(const float* x, int64_t n, int64_t in) {
+// value, as the integer path does. Else c = 0 (also for NaN and infinities).
+struct TernaryScale {
+  float c = 0.0f;
+  bool zeros = false;  // some x is 0
+};
+TernaryScale exact_ternary_scale(const float* x, int64_t n, int64_t in) {
   // Two vectorizable passes: the largest magnitude, then whether every magnitude is 0 or it.
   float c = 0.0f;
   for (int64_t i = 0; i < n * in; ++i) c = std::max(c, std::fabs(x[i]));  // NaN is skipped here
-  if (!(c > 0.0f) || !std::isfinite(c)) return 0.0f;
-  int bad = 0;
+  if (!(c > 0.0f) || !std::isfinite(c)) return {};
+  int bad = 0, zeros = 0;
   for (int64_t i = 0; i < n * in; ++i) {
     const float a = std::fabs(x[i]);
+    zeros |= static_cast<int>(a == 0.0f);
     bad |= static_cast<int>(a != 0.0f) & static_cast<int>(a != c);  // NaN != c: bad
   }
-  if (bad) return 0.0f;
+  if (bad) return {};
   int e = 0;
   auto m = static_cast<uint32_t>(std::ldexp(std::frexp(c, &e), 24));  // the 24-bit significand
   while ((m & 1U) == 0) m >>= 1;
-  return static_cast<uint64_t>(in) * m < (uint64_t{1} << 24) ? c : 0.0f;
+  if (static_cast<uint64_t>(in) * m >= (uint64_t{1} << 24)) return {};
+  return {c, zeros != 0};
 }
 
 // out[n, out_f] = x · Wᵀ for W = ±1 ([out_f, in]) and x in {−c, 0, +c}: with a = (x >= 0) and
 // b = (x > 0) as ±1 planes, x = c·(a + b)/2, so out = c/2 · (dot(a, W) + dot(b, W)); one plane
 // (out = c·dot(a, W)) when x has no zero.
-void binary_linear_forward(const float* x, const float* w, int64_t n, int64_t in, int64_t out_f, float c,
+void binary_linear_forward(const float* x, const float* w, int64_t n, int64_t in, int64_t out_f, TernaryScale t,
                            float* out) {
+  const float c = t.c;
   const int64_t wpr = packed_words_per_row(in);
   auto wbits = make_aligned<uint64_t>(static_cast<std::size_t>(out_f * wpr));
   auto abits = make_aligned<uint64_t>(static_cast<std::size_t>(n * wpr));
@@ -240,9 +247,7 @@ void binary_linear_forward(const float* x, const float* w, int64_t n, int64_t in
   const kernels::BitMatrix wm{{wbits.get(), static_cast<std::size_t>(out_f * wpr)}, out_f, in, wpr};
   std::vector<int32_t> acc(static_cast<std::size_t>(n * out_f));
   kernels::bgemm_s32({{abits.get(), static_cast<std::size_t>(n * wpr)}, n, in, wpr}, wm, acc, out_f);
-  int zeros = 0;
-  for (int64_t i = 0; i < n * in; ++i) zeros |= static_cast<int>(x[i] == 0.0f);
-  if (!zeros) {
+  if (!t.zeros) {
     for (int64_t i = 0; i < n * out_f; ++i) out[i] = c * static_cast<float>(acc[static_cast<std::size_t>(i)]);
     return;
   }
@@ -280,11 +285,11 @@ Var linear(const Var& x, const Var& w, const Var& b) {
     const float* pb = b.data();
     for (int64_t r = 0; r < n; ++r) std::copy(pb, pb + out_f, po + r * out_f);
   }
-  const float c = (!b.defined() && std::string_view(w.op()) == "sign" && binary_linear_enabled())
-                      ? exact_ternary_scale(xv.data<float>(), n, in)
-                      : 0.0f;
-  if (c > 0.0f) {
-    binary_linear_forward(xv.data<float>(), wv.data<float>(), n, in, out_f, c, po);
+  const TernaryScale t = (!b.defined() && std::string_view(w.op()) == "sign" && binary_linear_enabled())
+                             ? exact_ternary_scale(xv.data<float>(), n, in)
+                             : TernaryScale{};
+  if (t.c > 0.0f) {
+    binary_linear_forward(xv.data<float>(), wv.data<float>(), n, in, out_f, t, po);
     g_binary_linear_count.fetch_add(1, std::memory_order_relaxed);
   } else {
     kernels::sgemm(false, true, n, out_f, in, 1.0f, xv.data<float>(), in, wv.data<float>(), in,
