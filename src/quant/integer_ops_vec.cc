@@ -1,9 +1,10 @@
-// Array forms of the integer sigmoid and tanh (quant/integer_ops.h) written branch-free on
-// int32 lanes so that the compiler vectorizes them, compiled for baseline x86-64, AVX2 and
-// AVX-512 and chosen at run time. Each element follows exactly the scalar definitions in
-// integer_ops.cc (int16 wrap-around emulated by sign-extending the low 16 bits); a test compares
-// both on every int16 input at every instruction-set level. The LSTM step reads the functions from
-// tables of all 65 536 inputs that these computed forms fill once.
+// Array forms of the integer sigmoid and tanh (quant/integer_ops.h): written branch-free on int32
+// lanes so that the compiler vectorizes them for baseline x86-64 and AVX2, and with AVX-512BW
+// intrinsics on int16 lanes for AVX-512; chosen at run time. Each element follows exactly the
+// scalar definitions in integer_ops.cc (int16 wrap-around emulated by sign-extending the low 16
+// bits on int32 lanes); a test compares them on every int16 input at every instruction-set level.
+// The LSTM step reads the functions from tables of all 65 536 inputs that these computed forms
+// fill once, or, in a layer too large for the tables to stay in L2, computes them.
 #include <cstdint>
 #include <mutex>
 #include <vector>
