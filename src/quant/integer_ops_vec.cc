@@ -250,26 +250,22 @@ LB_TANH512(4)
 LB_TANH512(5)
 LB_TANH512(6)
 #undef LB_TANH512
-#else
-// No x86: the AVX-512 slots are never picked; fill them with the portable forms.
-void sig3_avx512(const int16_t* in, int64_t n, int16_t* out) { sig3_base(in, n, out); }
-void tanh0_avx512(const int16_t* in, int64_t n, int16_t* out) { tanh0_base(in, n, out); }
-void tanh1_avx512(const int16_t* in, int64_t n, int16_t* out) { tanh1_base(in, n, out); }
-void tanh2_avx512(const int16_t* in, int64_t n, int16_t* out) { tanh2_base(in, n, out); }
-void tanh3_avx512(const int16_t* in, int64_t n, int16_t* out) { tanh3_base(in, n, out); }
-void tanh4_avx512(const int16_t* in, int64_t n, int16_t* out) { tanh4_base(in, n, out); }
-void tanh5_avx512(const int16_t* in, int64_t n, int16_t* out) { tanh5_base(in, n, out); }
-void tanh6_avx512(const int16_t* in, int64_t n, int16_t* out) { tanh6_base(in, n, out); }
 #endif
 
 struct Set {
   Fn base, avx2, avx512;
 };
-constexpr Set kSig{sig3_base, sig3_avx2, sig3_avx512};
-constexpr Set kTanh[7] = {{tanh0_base, tanh0_avx2, tanh0_avx512}, {tanh1_base, tanh1_avx2, tanh1_avx512},
-                          {tanh2_base, tanh2_avx2, tanh2_avx512}, {tanh3_base, tanh3_avx2, tanh3_avx512},
-                          {tanh4_base, tanh4_avx2, tanh4_avx512}, {tanh5_base, tanh5_avx2, tanh5_avx512},
-                          {tanh6_base, tanh6_avx2, tanh6_avx512}};
+#if LOWBIT_X86
+#define LB_AVX512(NAME) NAME##_avx512
+#else
+#define LB_AVX512(NAME) NAME##_base  // never picked without x86
+#endif
+constexpr Set kSig{sig3_base, sig3_avx2, LB_AVX512(sig3)};
+constexpr Set kTanh[7] = {{tanh0_base, tanh0_avx2, LB_AVX512(tanh0)}, {tanh1_base, tanh1_avx2, LB_AVX512(tanh1)},
+                          {tanh2_base, tanh2_avx2, LB_AVX512(tanh2)}, {tanh3_base, tanh3_avx2, LB_AVX512(tanh3)},
+                          {tanh4_base, tanh4_avx2, LB_AVX512(tanh4)}, {tanh5_base, tanh5_avx2, LB_AVX512(tanh5)},
+                          {tanh6_base, tanh6_avx2, LB_AVX512(tanh6)}};
+#undef LB_AVX512
 
 Fn pick(const Set& s) {
 #if LOWBIT_X86

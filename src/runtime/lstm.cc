@@ -426,9 +426,12 @@ void integer_lstm_step(const IntegerLstmLayer& L, const int8_t* x, int64_t B, in
     }
     int_matmul_all({h, static_cast<std::size_t>(B * P)}, B, P, L.wh_all, s.acch);
   }
-  // Sigmoid and tanh: tables of every int16 input, or computed when the recurrent weights keep
-  // evicting the tables (IntegerLstmLayer::weights_exceed_l2). The reference path reads tables.
-  const bool computed = !reference && L.weights_exceed_l2 && iops::computed_activations_fast();
+  // Sigmoid and tanh: tables of every int16 input, or computed where that is fast
+  // (iops::computed_activations_fast) and the recurrent weights alone overflow this core's L2,
+  // so that each step's GEMV evicts the tables. Same integers either way; the reference path
+  // reads the tables.
+  const bool computed = !reference && static_cast<int64_t>(L.wh_all.bytes()) > cpu::l2_cache_bytes() &&
+                        iops::computed_activations_fast();
   auto sigmoid_of = [computed](const int16_t* in, int64_t count, int16_t* out) {
     if (computed) iops::compute_sigmoid(in, count, out);
     else iops::apply_sigmoid(in, count, out);
@@ -511,7 +514,6 @@ void IntegerLstmLayer::pack() {
   wx_all = kernels::PackedWeightsI8::pack(wx_cat, G * C, I, I);
   wh_all = kernels::PackedWeightsI8::pack(wh_cat, G * C, P, P);
   if (s.projection) proj_packed = kernels::PackedWeightsI8::pack(proj, P, C, C);
-  weights_exceed_l2 = static_cast<int64_t>(wh_all.bytes()) > cpu::l2_cache_bytes();
 }
 
 // ---- model ---------------------------------------------------------------------------------

@@ -58,13 +58,13 @@ int16_t tanh(int16_t a, int integer_bits);
 // use); compute_* evaluate the fixed-point algorithm, vectorized with run-time instruction-set
 // dispatch, and fill those tables.
 void apply_sigmoid(const int16_t* in, int64_t count, int16_t* out);
+void apply_tanh(int integer_bits, const int16_t* in, int64_t count, int16_t* out);
+void compute_sigmoid(const int16_t* in, int64_t count, int16_t* out);
+void compute_tanh(int integer_bits, const int16_t* in, int64_t count, int16_t* out);
 // True when compute_* run the hand-vectorized AVX-512BW forms: slower than a table read that
 // hits L2, faster than one that misses it (the integer LSTM uses them when its recurrent weights
 // alone overflow L2, so that the tables would be evicted on every step).
 bool computed_activations_fast();
-void apply_tanh(int integer_bits, const int16_t* in, int64_t count, int16_t* out);
-void compute_sigmoid(const int16_t* in, int64_t count, int16_t* out);
-void compute_tanh(int integer_bits, const int16_t* in, int64_t count, int16_t* out);
 
 // TFLite GetInvSqrtQuantizedMultiplierExp: (multiplier, shift) with x·multiplier·2^(shift−31)
 // ≈ x / √input, for input >= 0 (input <= 1 gives (INT32_MAX, 0)). reverse_shift is −1 in the LSTM.

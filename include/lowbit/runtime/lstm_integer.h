@@ -44,10 +44,6 @@ struct IntegerLstmLayer {
   int16_t cell_clip = 0;   // quantized, 0 = none
   int8_t proj_clip = 0;
   kernels::PackedWeightsI8 wx_all, wh_all, proj_packed;  // set by pack()
-  // Set by pack(): the recurrent weights alone overflow this core's L2, so every step's GEMV
-  // evicts the sigmoid/tanh tables and the step computes the functions instead where that is
-  // fast (quant::iops::computed_activations_fast). Same integers either way.
-  bool weights_exceed_l2 = false;
 
   // Concatenates and packs the gate matrices for the fast path; call after filling the weights.
   void pack();
