@@ -6,6 +6,7 @@
 
 #include "autograd/internal.h"
 #include "lowbit/autograd/ops.h"
+#include "lowbit/kernels/dropout.h"
 #include "lowbit/quant/binary.h"
 #include "lowbit/quant/kbit.h"
 #include "lowbit/quant/rng.h"
@@ -229,18 +230,14 @@ Var dropout(const Var& x, float p, uint64_t seed, bool training) {
   Tensor out = detail::new_like(xv);
   const float* px = xv.data<float>();
   float* po = out.data<float>();
-  parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i)
-      po[i] = quant::uniform01(seed, static_cast<uint64_t>(i)) < p ? 0.0f : px[i] * keep_scale;
-  });
+  parallel_elements(xv.numel(), [&](int64_t b, int64_t e) { kernels::dropout_forward(seed, p, keep_scale, px, b, e, po); });
   // The mask is regenerated from the seed in the backward pass instead of being stored.
   return make_result("dropout", out, {x}, [p, seed, keep_scale](Node& self) {
-    float* g = self.parents[0]->grad_buffer();
+    bool fresh = false;
+    float* g = self.parents[0]->grad_buffer(&fresh);
     const float* go = self.grad.data<float>();
-    parallel_elements(self.grad.numel(), [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i)
-        if (quant::uniform01(seed, static_cast<uint64_t>(i)) >= p) g[i] += go[i] * keep_scale;
-    });
+    parallel_elements(self.grad.numel(),
+                      [&](int64_t b, int64_t e) { kernels::dropout_backward(seed, p, keep_scale, go, b, e, g, !fresh); });
   });
 }
 
