@@ -2,12 +2,15 @@
 // kind of mistake is an error that names the layer index, its type and the key.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
+#include <vector>
 
 #include "lowbit/autograd/ops.h"
 #include "lowbit/core/error.h"
 #include "lowbit/nn/layers.h"
 #include "lowbit/nn/model.h"
+#include "lowbit/nn/optim.h"
 
 namespace lowbit::nn {
 namespace {
@@ -59,6 +62,44 @@ TEST(NnModel, BuildsTheBnnMlp) {
   EXPECT_NE(text.find("1 binary_dense units=2048"), std::string::npos) << text;
   EXPECT_NE(text.find("-> [2048], 1605632 params"), std::string::npos) << text;
   EXPECT_NE(text.find("total 1630228 params"), std::string::npos) << text;
+}
+
+// Optimizer::discard_grads (each layer's first gradient replaces the stale one) trains exactly as
+// zero_grad does, on a model whose weights reach the loss through sign, k-bit quantizers, real
+// layers and batch norm, with dropout.
+TEST(NnModel, DiscardGradsTrainsExactlyAsZeroGrad) {
+  const char* desc = R"({"input_shape": [40],
+   "layers": [
+     {"type": "dropout", "p": 0.2},
+     {"type": "binary_dense", "units": 32, "bias": false, "glorot_lr_scale": true},
+     {"type": "batch_norm"}, {"type": "hardtanh"}, {"type": "sign"},
+     {"type": "dropout", "p": 0.5},
+     {"type": "kbit_dense", "units": 24, "bits": 2},
+     {"type": "batch_norm", "shift_based": true}, {"type": "hardtanh"}, {"type": "quant_act", "bits": 2},
+     {"type": "dense", "units": 10}]})";
+  std::vector<float> xs(16 * 40);
+  for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = std::sin(0.37f * static_cast<float>(i));
+  const Tensor x = Tensor::from<float>({16, 40}, xs);
+  std::vector<int32_t> labels(16);
+  for (int i = 0; i < 16; ++i) labels[static_cast<std::size_t>(i)] = (i * 7) % 10;
+  auto run = [&](bool discard) {
+    Sequential m = build_model(desc, 3);
+    Adam opt(m.parameters());
+    for (int step = 0; step < 4; ++step) {
+      if (discard) opt.discard_grads();
+      else opt.zero_grad();
+      autograd::backward(autograd::softmax_cross_entropy(m.forward(Var(x), true), labels));
+      opt.step(0.01f);
+    }
+    std::vector<float> all;
+    for (const auto& p : m.parameters())
+      all.insert(all.end(), p->value.data<float>(), p->value.data<float>() + p->value.numel());
+    return all;
+  };
+  const std::vector<float> a = run(false), b = run(true), a2 = run(false);
+  for (std::size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], a2[i]) << "rerun " << i;
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << i;
 }
 
 TEST(NnModel, BuildsACifarConvNetWithEveryLayerType) {

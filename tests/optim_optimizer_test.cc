@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "lowbit/autograd/ops.h"
 #include "lowbit/core/error.h"
 #include "lowbit/nn/optim.h"
 #include "lowbit/quant/kbit.h"
@@ -149,7 +150,9 @@ TEST(OptimAdaMax, MatchesScalarReferenceAndKeepsTheMax) {
   ASSERT_EQ(st[2].first, "adamax/w/u");
   for (std::size_t i = 0; i < w.size(); ++i) {
     EXPECT_NEAR(st[2].second.data<float>()[i], u[i], 1e-6 * u[i]) << i;
-    if (i % 3 == 0) EXPECT_NEAR(u[i], std::pow(0.999, 4) * std::fabs(double{10.0f * grad_at(2, static_cast<int>(i))}), 1e-9);
+    if (i % 3 == 0) {
+      EXPECT_NEAR(u[i], std::pow(0.999, 4) * std::fabs(double{10.0f * grad_at(2, static_cast<int>(i))}), 1e-9);
+    }
   }
 }
 
@@ -211,7 +214,9 @@ TEST(OptimShiftAdaMax, MatchesTorch7RuleWithPowerOfTwoSteps) {
       ASSERT_EQ(p->value.data<float>()[i], ref.w[i]) << i;
       // v − ε is a power of two (or zero) whenever ε is below v's last digit or v − ε is exact.
       const double v2 = static_cast<double>(v[i]) - 0x1p-27;
-      if (v[i] > 0x1p-27f) EXPECT_TRUE(is_pow2(v2) || is_pow2(v[i])) << v[i];
+      if (v[i] > 0x1p-27f) {
+        EXPECT_TRUE(is_pow2(v2) || is_pow2(v[i])) << v[i];
+      }
       // The step multiplier (w_old − w_new)/m = s·lr_scale·AP2(1/v) is a power of two; the
       // float subtraction leaves a relative error of a few ulps of w.
       const double dw = static_cast<double>(before[i]) - p->value.data<float>()[i];
@@ -366,6 +371,36 @@ TEST(OptimCommon, ZeroGrad) {
   opt.zero_grad();
   EXPECT_EQ(p->grad.data<float>()[0], 0.0f);
   EXPECT_EQ(p->grad.data<float>()[1], 0.0f);
+}
+
+TEST(OptimCommon, DiscardGradsActsAsZeroGradWithoutClearing) {
+  namespace ag = autograd;
+  auto a = param("a", {1.0f, 2.0f, -3.0f});
+  auto b = param("b", {4.0f, 5.0f, 6.0f});
+  Sgd opt({a, b});
+  set_grad(*a, {7.0f, 7.0f, 7.0f});  // a finished step's gradients
+  set_grad(*b, {9.0f, 9.0f, 9.0f});
+  opt.discard_grads();
+  EXPECT_TRUE(a->grad_stale && b->grad_stale);
+  EXPECT_EQ(a->grad.data<float>()[0], 7.0f);  // not cleared
+  // a reaches the loss through two leaves of the tape, b through none: d/da sum(a·a) = 2a, the
+  // two contributions added, and b's gradient counts as zero.
+  const ag::Var a1(a->value, a->grad, &a->grad_stale), a2(a->value, a->grad, &a->grad_stale);
+  ag::backward(ag::sum(ag::mul(a1, a2)));
+  EXPECT_FALSE(a->grad_stale);
+  EXPECT_TRUE(b->grad_stale);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(a->grad.data<float>()[i], 2.0f * a->value.data<float>()[i]) << i;
+  opt.step(0.5f);
+  EXPECT_FALSE(b->grad_stale);
+  EXPECT_EQ(values(*a), (std::vector<float>{0.0f, 0.0f, 0.0f}));  // a − 0.5·2a
+  EXPECT_EQ(values(*b), (std::vector<float>{4.0f, 5.0f, 6.0f}));  // zero gradient
+  EXPECT_EQ(b->grad.data<float>()[1], 0.0f);
+  // settle_grad clears a stale gradient that a caller is about to read.
+  set_grad(*a, {1.0f, 1.0f, 1.0f});
+  opt.discard_grads();
+  settle_grad(*a);
+  EXPECT_FALSE(a->grad_stale);
+  EXPECT_EQ(a->grad.data<float>()[2], 0.0f);
 }
 
 TEST(OptimCommon, ConvergesOnAQuadratic) {

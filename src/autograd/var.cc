@@ -22,7 +22,13 @@ float* Node::grad_buffer(bool* fresh) {
       grad = Tensor::zeros(value.shape(), DType::f32);
     }
   }
-  if (fresh) *fresh = create;
+  bool replace = create;
+  if (!create && grad_stale != nullptr && *grad_stale) {
+    *grad_stale = false;
+    replace = true;
+    if (!fresh) std::fill(grad.data<float>(), grad.data<float>() + grad.numel(), 0.0f);
+  }
+  if (fresh) *fresh = replace;
   return grad.data<float>();
 }
 
@@ -40,6 +46,10 @@ Var::Var(Tensor value, Tensor grad) : Var(std::move(value), true) {
                "Var: gradient tensor ", grad.defined() ? grad.describe() : std::string("(empty)"),
                " does not match the value ", node_->value.describe());
   node_->grad = std::move(grad);
+}
+
+Var::Var(Tensor value, Tensor grad, bool* grad_stale) : Var(std::move(value), std::move(grad)) {
+  node_->grad_stale = grad_stale;
 }
 
 const Tensor& Var::value() const {

@@ -54,7 +54,7 @@ void init_weights(const WeightOptions& opt, const Shape& wshape, int64_t out, in
 }
 
 Var quantized_weight(const std::shared_ptr<Parameter>& w, const WeightOptions& opt) {
-  Var latent(w->value, w->grad);
+  Var latent(w->value, w->grad, &w->grad_stale);
   switch (opt.mode) {
     case WeightMode::real: return latent;
     case WeightMode::binary: return ag::sign_ste(latent);
@@ -72,13 +72,13 @@ Tensor effective(const std::shared_ptr<Parameter>& w, const WeightOptions& opt) 
 // (ag::fake_quantize_into): binarizing a 1024×1024 latent matrix each step would otherwise
 // allocate and fault in two fresh 4 MB tensors.
 Var step_weight(const std::shared_ptr<Parameter>& w, const WeightOptions& opt, Tensor& value_buf, Tensor& grad_buf) {
-  if (opt.mode == WeightMode::real) return Var(w->value, w->grad);
+  if (opt.mode == WeightMode::real) return Var(w->value, w->grad, &w->grad_stale);
   if (!value_buf.defined()) {
     value_buf = Tensor::zeros(w->value.shape(), DType::f32);
     grad_buf = Tensor::zeros(w->value.shape(), DType::f32);
   }
   const ag::Quantizer q = opt.mode == WeightMode::binary ? ag::Quantizer::binary() : ag::Quantizer::weights_kbit(opt.bits);
-  return ag::fake_quantize_into(Var(w->value, w->grad), q, value_buf, grad_buf);
+  return ag::fake_quantize_into(Var(w->value, w->grad, &w->grad_stale), q, value_buf, grad_buf);
 }
 
 }  // namespace

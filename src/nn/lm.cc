@@ -148,7 +148,7 @@ Var LanguageModel::forward(const Tensor& ids, State& state, bool training) {
   const auto p = static_cast<float>(spec_.dropout);
   auto var = [&](const std::string& name) {
     const auto prm = parameter(name);
-    Var v(prm->value, prm->grad);
+    Var v(prm->value, prm->grad, &prm->grad_stale);
     if (is_quantized_weight(name)) return autograd::fake_quantize(v, weight_quantizer(spec_.weight_bits, prm->value));
     return v;
   };
@@ -226,6 +226,7 @@ double clip_grad_norm(const ParameterList& params, double max_norm) {
   LOWBIT_CHECK(max_norm > 0, "clip_grad_norm: max_norm ", max_norm, " must be > 0");
   double s = 0;
   for (const auto& p : params) {
+    settle_grad(*p);
     const float* g = p->grad.data<float>();
     const int64_t n = p->grad.numel();
     // Float partial sums in blocks (vectorised), added in double.

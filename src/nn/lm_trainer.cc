@@ -379,7 +379,7 @@ LmTrainResult train_lm(const LmRecipe& recipe_in, const LmTrainOptions& opt, con
     for (int64_t k = 0; k < nw; ++k) {
       const auto w = batches.window(k);
       const Tensor target = w.target.is_contiguous() ? w.target : w.target.clone();
-      optimizer.zero_grad();
+      optimizer.discard_grads();
       const Var logits = model.forward(w.input, state, true);
       const Var loss = autograd::softmax_cross_entropy(
           logits, std::span<const int32_t>(target.data<int32_t>(), static_cast<std::size_t>(target.numel())));

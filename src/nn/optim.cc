@@ -80,6 +80,7 @@ void Optimizer::step(float lr) {
   for (const auto& p : params_)
     LOWBIT_CHECK(p->grad.shape() == p->value.shape() && p->grad.dtype() == DType::f32 && p->grad.is_contiguous(), kind(),
                  ": gradient of '", p->name, "' is ", p->grad.describe(), ", expected f32", shape_str(p->value.shape()));
+  for (const auto& p : params_) settle_grad(*p);
   ++t_;
   begin_step(lr, t_);
   for (std::size_t i = 0; i < params_.size(); ++i) {
@@ -102,7 +103,14 @@ void Optimizer::step(float lr) {
 }
 
 void Optimizer::zero_grad() {
-  for (const auto& p : params_) std::memset(p->grad.raw(), 0, p->grad.nbytes());
+  for (const auto& p : params_) {
+    std::memset(p->grad.raw(), 0, p->grad.nbytes());
+    p->grad_stale = false;
+  }
+}
+
+void Optimizer::discard_grads() {
+  for (const auto& p : params_) p->grad_stale = true;
 }
 
 NamedTensors Optimizer::state() const {

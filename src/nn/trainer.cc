@@ -513,7 +513,7 @@ TrainResult train(const Recipe& recipe, const TrainOptions& opt, const ProgressS
     for (int64_t b = 0; b < nb; ++b) {
       const data::Batch batch = data::gather(splits.train, batches[static_cast<std::size_t>(b)]);
       const Tensor x = as_model_input(batch.images, model);
-      optimizer->zero_grad();
+      optimizer->discard_grads();
       const Var out = model.forward(Var(x), true);
       const Var loss = compute_loss(recipe.loss, out, batch.labels);
       const double lv = loss.value().data<float>()[0];

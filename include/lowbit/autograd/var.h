@@ -37,6 +37,11 @@ struct Node {
   // Optional storage for `grad` supplied by whoever created the node (a layer reusing one
   // weight-sized buffer across steps instead of allocating it every backward pass).
   Tensor grad_storage;
+  // For a leaf whose `grad` is a parameter's gradient tensor: the parameter's flag that says the
+  // tensor still holds an earlier step's values (nn::Optimizer::discard_grads). The first
+  // contribution of this backward pass then replaces them instead of adding to them, and
+  // clears the flag, which every leaf of the same parameter shares.
+  bool* grad_stale = nullptr;
 
   // The gradient buffer, created on first use. Without `fresh` it holds zeros then. With
   // `fresh`, *fresh tells whether it was just created; if so its contents are unspecified and
@@ -53,6 +58,8 @@ class Var {
   // A leaf that requires a gradient and accumulates it into `grad` (same shape as value): this
   // is how a layer exposes an nn::Parameter to the tape without copying.
   Var(Tensor value, Tensor grad);
+  // The same, for a gradient tensor whose contents may be stale (see Node::grad_stale).
+  Var(Tensor value, Tensor grad, bool* grad_stale);
   explicit Var(NodePtr node) : node_(std::move(node)) {}
 
   bool defined() const { return node_ != nullptr; }

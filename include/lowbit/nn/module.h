@@ -77,7 +77,7 @@ class Module {
   void register_parameter(std::string local, std::shared_ptr<Parameter> p);  // shared with another module
   void register_buffer(std::string local, Tensor value);
   // A leaf Var whose gradient accumulates into the parameter's grad tensor.
-  static Var leaf(const std::shared_ptr<Parameter>& p) { return Var(p->value, p->grad); }
+  static Var leaf(const std::shared_ptr<Parameter>& p) { return Var(p->value, p->grad, &p->grad_stale); }
   // A fresh seed per call for stochastic ops, derived from the module's seed and a call counter,
   // so that a run is reproducible from the construction seed.
   uint64_t next_seed();

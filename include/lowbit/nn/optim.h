@@ -10,7 +10,8 @@
 //
 // step(lr) takes the learning rate of this step, so that schedules (nn/schedule.h) stay
 // separate. The optimizer does not zero the gradients; call zero_grad() before the next
-// backward pass.
+// backward pass, or discard_grads() where every layer passes the parameters' stale flags to
+// the tape (nn/parameter.h).
 //
 // State (moments, momentum buffers and the step count) can be saved as named f32/i32 tensors
 // and loaded back: an optimizer that loads the state of another one of the same kind over the
@@ -47,6 +48,10 @@ class Optimizer {
   void step(float lr);
   // Sets every gradient to zero.
   void zero_grad();
+  // Marks every gradient stale: the next backward pass writes it, and step() treats a
+  // gradient that no backward pass reached as zero. Same results as zero_grad(), without the
+  // clearing pass.
+  void discard_grads();
 
   // Number of steps taken (the t of the bias corrections).
   int64_t steps() const { return t_; }
