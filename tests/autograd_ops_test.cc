@@ -442,6 +442,42 @@ TEST(AutogradSign, MatchesQuantBinarizeOnLargeTensors) {
   EXPECT_THROW(sign_ste(Var(x)), Error);
 }
 
+TEST(AutogradSign, InsideTheWindowGradientsGoStraightToTheInput) {
+  // Every |x| <= 1 (clipped latent weights, hardtanh outputs): the estimator is the identity and
+  // the sign node adds its consumers' gradients into x's buffer directly. x also has a consumer
+  // of its own, the sign output two, and x's buffer starts stale, then accumulating.
+  const Tensor x = random_tensor({5003}, 72, -1.0f, 1.0f);
+  const Tensor c1 = random_tensor({5003}, 73), c2 = random_tensor({5003}, 74), c3 = random_tensor({5003}, 75);
+  for (const bool into : {false, true}) {
+    for (const bool stale : {false, true}) {
+      Tensor gacc = Tensor::zeros({5003}, DType::f32);
+      for (int64_t i = 0; i < gacc.numel(); ++i) gacc.data<float>()[i] = 0.5f;
+      bool flag = stale;
+      Var xv(x, gacc, &flag);
+      const Var y = into ? fake_quantize_into(xv, Quantizer::binary(), Tensor::zeros({5003}, DType::f32),
+                                              Tensor::zeros({5003}, DType::f32))
+                         : sign_ste(xv);
+      EXPECT_EQ(y.node()->grad_alias, xv.node().get());
+      backward(sum(add(add(mul(y, Var(c1)), mul(Var(c2), y)), mul(xv, Var(c3)))));
+      EXPECT_FALSE(flag);
+      const float base = stale ? 0.0f : 0.5f;
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        const float want = base + c1.data<float>()[i] + c2.data<float>()[i] + c3.data<float>()[i];
+        ASSERT_NEAR(gacc.data<float>()[i], want, 1e-6f) << i;  // summation order may differ
+      }
+    }
+  }
+  // One element outside the window: the masked path, no alias.
+  Tensor xo = x.clone();
+  xo.data<float>()[17] = 1.25f;
+  Var xv(xo, true);
+  const Var y = sign_ste(xv);
+  EXPECT_EQ(y.node()->grad_alias, nullptr);
+  backward(sum(mul(y, Var(c1))));
+  EXPECT_EQ(xv.grad().data<float>()[17], 0.0f);
+  EXPECT_EQ(xv.grad().data<float>()[18], c1.data<float>()[18]);
+}
+
 TEST(AutogradSign, StochasticIsSeededAndUnbiased) {
   const int64_t n = 200000;
   Tensor x = Tensor::zeros({n}, DType::f32);

@@ -2,6 +2,7 @@
 // The forward and backward arithmetic is the quant/ layer's; this file only threads it through
 // the tape (and splits large tensors across threads: every quantizer here is elementwise, and the
 // stochastic ones take a counter offset so that chunks reproduce the one-call result).
+#include <atomic>
 #include <cmath>
 
 #include "autograd/internal.h"
@@ -43,7 +44,8 @@ Var elementwise_ste(const Var& x, const char* op,
         return;
       }
       // Accumulate through a small cache-resident scratch rather than a tensor-sized temporary:
-      // latent weight gradients (the optimizer's buffers) are never fresh, and are large.
+      // latent weight gradients (the optimizer's buffers) are large, and not fresh after
+      // zero_grad() or when another contribution came first.
       float scratch[2048];
       for (int64_t s = b; s < e; s += 2048) {
         const auto n = static_cast<std::size_t>(std::min<int64_t>(2048, e - s));
@@ -68,14 +70,18 @@ void check_buffer(const Tensor& t, const Tensor& like, const char* what) {
 // branches cost several times more. Same results (sign_pm1 is quant's own definition; tests
 // compare both); a NaN input is handed to quant::binarize for its error message.
 // (The loads are unconditional and the NaN flag an int so that GCC if-converts and vectorizes.)
-void sign_chunk(const float* __restrict x, float* __restrict out, std::size_t n) {
-  int bad = 0;
+// Returns whether every |x| is within `window` (the straight-through estimator then passes the
+// whole gradient).
+bool sign_chunk(const float* __restrict x, float* __restrict out, std::size_t n, float window) {
+  int bad = 0, outside = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const float v = x[i];
     bad |= v != v;
+    outside |= std::fabs(v) > window;
     out[i] = quant::sign_pm1(v);
   }
   if (bad) quant::binarize({x, n}, {out, n});  // throws naming the NaN
+  return outside == 0;
 }
 
 // grad_in (+)= grad_out · 1{|x| <= window}
@@ -100,8 +106,12 @@ Var sign_op(const Var& x, float window, Tensor out, Tensor grad_storage) {
   if (!out.defined()) out = detail::new_like(xv);
   const float* px = xv.data<float>();
   float* po = out.data<float>();
-  parallel_elements(xv.numel(), [&](int64_t b, int64_t e) { sign_chunk(px + b, po + b, static_cast<std::size_t>(e - b)); });
+  std::atomic<bool> all_inside{true};
+  parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
+    if (!sign_chunk(px + b, po + b, static_cast<std::size_t>(e - b), window)) all_inside.store(false);
+  });
   Var result = make_result("sign", out, {x}, [xv, window](Node& self) {
+    if (self.grad_alias != nullptr) return;  // the gradient went straight to x
     const float* px = xv.data<float>();
     const float* go = self.grad.data<float>();
     bool fresh = false;
@@ -110,7 +120,13 @@ Var sign_op(const Var& x, float window, Tensor out, Tensor grad_storage) {
       sign_backward_chunk(px + b, go + b, g + b, static_cast<std::size_t>(e - b), window, !fresh);
     });
   });
-  if (result.requires_grad()) result.node()->grad_storage = std::move(grad_storage);
+  if (result.requires_grad()) {
+    // With every |x| inside the window (latent weights clipped to it, or hardtanh outputs) the
+    // estimator is the identity: consumers write and add their gradients directly into x's
+    // buffer, which saves a weight-sized buffer and two passes over it per step.
+    if (all_inside.load()) result.node()->grad_alias = x.node().get();
+    else result.node()->grad_storage = std::move(grad_storage);
+  }
   return result;
 }
 

@@ -13,6 +13,11 @@ thread_local bool t_grad_enabled = true;
 }  // namespace
 
 float* Node::grad_buffer(bool* fresh) {
+  if (grad_alias != nullptr) {
+    float* g = grad_alias->grad_buffer(fresh);
+    if (!grad.defined()) grad = grad_alias->grad;  // marks this node as reached
+    return g;
+  }
   const bool create = !grad.defined();
   if (create) {
     if (grad_storage.defined()) {

@@ -22,6 +22,7 @@ namespace {
 // Elements per chunk of the thread pool: below this a tensor is updated on one thread, since
 // an element costs a few nanoseconds and waking workers costs microseconds.
 constexpr int64_t kGrain = 1 << 15;
+constexpr int64_t kCacheBlock = 2048;  // elements: 8 KiB of each of w, g and two slots
 
 // AP2 of a non-negative float in integer operations only, so that the AdaMax loop vectorises:
 // round(log2 x) is the exponent, plus one when the significand is at least sqrt(2). No float
@@ -94,10 +95,14 @@ void Optimizer::step(float lr) {
     const bool clip = p.clip;
     const float c = p.clip_value;
     parallel_for(0, p.value.numel(), kGrain, [&](int64_t b, int64_t e) {
-      update(w, g, sp, b, e, lr, scale);
-      // Clip the chunk while it is still in cache (qnn.md §2: W <- clip(W − step, −1, 1)).
-      if (clip)
-        for (int64_t j = b; j < e; ++j) w[j] = std::min(std::max(w[j], -c), c);
+      // In blocks, so that the clip finds the block's weights still in L1
+      // (qnn.md §2: W <- clip(W − step, −1, 1)).
+      for (int64_t s = b; s < e; s += kCacheBlock) {
+        const int64_t t = std::min(e, s + kCacheBlock);
+        update(w, g, sp, s, t, lr, scale);
+        if (clip)
+          for (int64_t j = s; j < t; ++j) w[j] = std::min(std::max(w[j], -c), c);
+      }
     });
   }
 }

@@ -42,6 +42,11 @@ struct Node {
   // contribution of this backward pass then replaces them instead of adding to them, and
   // clears the flag, which every leaf of the same parameter shares.
   bool* grad_stale = nullptr;
+  // Set by an op whose backward is the identity for this input (a parent): consumers of this
+  // node then add their gradients straight into the parent's buffer, this node's `grad` is
+  // that same buffer (so it also holds the parent's other contributions), and its backward
+  // does nothing.
+  Node* grad_alias = nullptr;
 
   // The gradient buffer, created on first use. Without `fresh` it holds zeros then. With
   // `fresh`, *fresh tells whether it was just created; if so its contents are unspecified and
