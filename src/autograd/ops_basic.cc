@@ -215,17 +215,32 @@ struct TernaryScale {
   bool zeros = false;  // some x is 0
 };
 TernaryScale exact_ternary_scale(const float* x, int64_t n, int64_t in) {
-  // Two vectorizable passes: the largest magnitude, then whether every magnitude is 0 or it.
+  // Two vectorizable passes: the largest magnitude (16 partial maxima, so that the reduction
+  // vectorizes), then, block by block so that a real-valued input stops early, whether every
+  // magnitude is 0 or it.
+  const int64_t count = n * in;
+  float pm[16] = {};
+  int64_t i = 0;
+  for (; i + 16 <= count; i += 16)
+    for (int u = 0; u < 16; ++u) {
+      const float a = std::fabs(x[i + u]);
+      pm[u] = a > pm[u] ? a : pm[u];  // NaN is skipped here
+    }
   float c = 0.0f;
-  for (int64_t i = 0; i < n * in; ++i) c = std::max(c, std::fabs(x[i]));  // NaN is skipped here
+  for (; i < count; ++i) c = std::fabs(x[i]) > c ? std::fabs(x[i]) : c;
+  for (float v : pm) c = v > c ? v : c;
   if (!(c > 0.0f) || !std::isfinite(c)) return {};
-  int bad = 0, zeros = 0;
-  for (int64_t i = 0; i < n * in; ++i) {
-    const float a = std::fabs(x[i]);
-    zeros |= static_cast<int>(a == 0.0f);
-    bad |= static_cast<int>(a != 0.0f) & static_cast<int>(a != c);  // NaN != c: bad
+  int zeros = 0;
+  for (int64_t b = 0; b < count; b += 4096) {
+    const int64_t e = std::min(count, b + 4096);
+    int bad = 0;
+    for (int64_t k = b; k < e; ++k) {
+      const float a = std::fabs(x[k]);
+      zeros |= static_cast<int>(a == 0.0f);
+      bad |= static_cast<int>(a != 0.0f) & static_cast<int>(a != c);  // NaN != c: bad
+    }
+    if (bad) return {};
   }
-  if (bad) return {};
   int e = 0;
   auto m = static_cast<uint32_t>(std::ldexp(std::frexp(c, &e), 24));  // the 24-bit significand
   while ((m & 1U) == 0) m >>= 1;
