@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "gradcheck_util.h"
+#include "test_util.h"
 #include "lowbit/autograd/ops.h"
+#include "lowbit/core/cpu.h"
 #include "lowbit/core/error.h"
 #include "lowbit/quant/binary.h"
 #include "lowbit/quant/kbit.h"
@@ -476,6 +478,31 @@ TEST(AutogradSign, InsideTheWindowGradientsGoStraightToTheInput) {
   backward(sum(mul(y, Var(c1))));
   EXPECT_EQ(xv.grad().data<float>()[17], 0.0f);
   EXPECT_EQ(xv.grad().data<float>()[18], c1.data<float>()[18]);
+}
+
+TEST(AutogradSign, TensorsLargerThanL2GiveTheSameSignsAtEveryIsa) {
+  // Larger than L2, the forward writes with non-temporal stores (AVX-512); every level must
+  // give quant's signs, the same window decision, and the NaN error.
+  const int64_t n = cpu::l2_cache_bytes() / 4 + 4099;
+  Tensor x = random_tensor({n}, 76, -1.0f, 1.0f);
+  const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, 1e-30f, -1e-30f};
+  for (int i = 0; i < 6; ++i) x.data<float>()[i * 777 + 3] = specials[i];
+  std::vector<float> ref(static_cast<std::size_t>(n));
+  quant::binarize({x.data<float>(), ref.size()}, ref);
+  lowbit::testing::for_each_isa([&](cpu::IsaLevel) {
+    for (const float edge : {0.5f, 1.5f}) {  // one element inside or outside the window
+      Tensor xe = x.clone();
+      xe.data<float>()[n - 2] = edge;
+      Var xv(xe, true);
+      const Var y = sign_ste(xv);
+      for (int64_t i = 0; i < n - 2; ++i) ASSERT_EQ(y.data()[i], ref[static_cast<std::size_t>(i)]) << i;
+      EXPECT_EQ(y.data()[n - 2], 1.0f);
+      EXPECT_EQ(y.node()->grad_alias != nullptr, edge <= 1.0f);
+    }
+    Tensor xn = x.clone();
+    xn.data<float>()[n / 2] = NAN;
+    EXPECT_THROW(sign_ste(Var(xn)), Error);
+  });
 }
 
 TEST(AutogradSign, StochasticIsSeededAndUnbiased) {

@@ -4,13 +4,20 @@
 // stochastic ones take a counter offset so that chunks reproduce the one-call result).
 #include <atomic>
 #include <cmath>
+#include <cstdint>
 
 #include "autograd/internal.h"
+#include "lowbit/core/cpu.h"
+#include "lowbit/core/target.h"
 #include "lowbit/autograd/ops.h"
 #include "lowbit/kernels/dropout.h"
 #include "lowbit/quant/binary.h"
 #include "lowbit/quant/kbit.h"
 #include "lowbit/quant/rng.h"
+
+#if LOWBIT_X86
+#include <immintrin.h>
+#endif
 
 namespace lowbit::autograd {
 using detail::checked_value;
@@ -84,6 +91,44 @@ bool sign_chunk(const float* __restrict x, float* __restrict out, std::size_t n,
   return outside == 0;
 }
 
+#if LOWBIT_X86
+// The same with AVX-512 and non-temporal stores, for outputs larger than this core's L2 (the
+// signs of a layer's latent weights): their lines are not read for ownership first, and they
+// would leave the cache before the backward pass reads them anyway. Same values.
+LOWBIT_TARGET_AVX512 bool sign_chunk_stream(const float* __restrict x, float* __restrict out, std::size_t n,
+                                            float window) {
+  std::size_t i = 0;
+  int bad = 0, outside = 0;
+  for (; i < n && (reinterpret_cast<uintptr_t>(out + i) & 63) != 0; ++i) {
+    const float v = x[i];
+    bad |= v != v;
+    outside |= std::fabs(v) > window;
+    out[i] = quant::sign_pm1(v);
+  }
+  const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f), minus = _mm512_set1_ps(-1.0f);
+  const __m512 win = _mm512_set1_ps(window);
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
+  __mmask16 nan_m = 0, out_m = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    nan_m |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask));
+    out_m |= _mm512_cmp_ps_mask(a, win, _CMP_GT_OQ);
+    // x >= 0 (−0 included) gives +1, x < 0 or NaN gives −1: sign_pm1.
+    _mm512_stream_ps(out + i, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GE_OQ), minus, one));
+  }
+  _mm_sfence();  // the streamed lines are visible before the pool reports the chunk done
+  for (; i < n; ++i) {
+    const float v = x[i];
+    bad |= v != v;
+    outside |= std::fabs(v) > window;
+    out[i] = quant::sign_pm1(v);
+  }
+  if (bad || nan_m) quant::binarize({x, n}, {out, n});  // throws naming the NaN
+  return outside == 0 && out_m == 0;
+}
+#endif
+
 // grad_in (+)= grad_out · 1{|x| <= window}
 void sign_backward_chunk(const float* __restrict x, const float* __restrict g, float* __restrict gi, std::size_t n,
                          float window, bool accumulate) {
@@ -107,8 +152,21 @@ Var sign_op(const Var& x, float window, Tensor out, Tensor grad_storage) {
   const float* px = xv.data<float>();
   float* po = out.data<float>();
   std::atomic<bool> all_inside{true};
+#if LOWBIT_X86
+  const bool stream = static_cast<int64_t>(xv.nbytes()) > cpu::l2_cache_bytes() &&
+                      (cpu::usable_features() & cpu::kAvx512) != 0;
+#else
+  const bool stream = false;
+#endif
   parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
-    if (!sign_chunk(px + b, po + b, static_cast<std::size_t>(e - b), window)) all_inside.store(false);
+    const auto n = static_cast<std::size_t>(e - b);
+#if LOWBIT_X86
+    if (stream) {
+      if (!sign_chunk_stream(px + b, po + b, n, window)) all_inside.store(false);
+      return;
+    }
+#endif
+    if (!sign_chunk(px + b, po + b, n, window)) all_inside.store(false);
   });
   Var result = make_result("sign", out, {x}, [xv, window](Node& self) {
     if (self.grad_alias != nullptr) return;  // the gradient went straight to x
