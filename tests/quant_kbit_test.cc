@@ -9,11 +9,13 @@
 #include <tuple>
 #include <vector>
 
+#include "lowbit/core/cpu.h"
 #include "lowbit/core/error.h"
 #include "lowbit/quant/binary.h"
 #include "lowbit/quant/kbit.h"
 #include "lowbit/quant/rng.h"
 #include "quant_test_util.h"
+#include "test_util.h"
 
 namespace lowbit::quant {
 namespace {
@@ -207,6 +209,44 @@ TEST(QuantKbit, ActivationsAreTheNearestUnsignedLevel) {
   std::vector<float> x{0.5f, 1.5f, 2.5f, -1.0f, 9.0f}, out(5);
   quantize_activations_kbit(x, out, 2, 3.0f);
   EXPECT_EQ(out, (std::vector<float>{1, 2, 3, 0, 3}));
+}
+
+TEST(QuantKbit, WeightsActivationsAndMasksAreTheSameAtEveryIsa) {
+  // The AVX-512 forms against the scalar ones, on random values and on every tie, level and
+  // clamp edge of each grid (as floats), with lengths that leave partial vectors.
+  for (int bits = 1; bits <= 8; ++bits) {
+    for (float clip : {1.0f, 0.75f, 3.0f, 6.0f}) {
+      const int L = (1 << bits) - 1;
+      std::vector<float> x = random_values(1003, 900 + bits, 1.3f * clip);
+      for (int j = -2 * L - 2; j <= 2 * L + 2; ++j) {
+        const float t = static_cast<float>(clip * j / (2.0 * L));  // levels and midpoints, both grids
+        for (float v : {t, std::nextafter(t, -kInf), std::nextafter(t, kInf), -t}) x.push_back(v);
+      }
+      for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, kInf, -kInf, clip, -clip}) x.push_back(v);
+      std::vector<float> first_w, first_a, first_g;
+      std::vector<float> g(x.size());
+      for (std::size_t i = 0; i < g.size(); ++i) g[i] = 0.5f + static_cast<float>(i);
+      lowbit::testing::for_each_isa([&](cpu::IsaLevel) {
+        std::vector<float> w(x.size()), a(x.size()), gi(x.size());
+        quantize_weights_kbit(x, w, bits, clip);
+        quantize_activations_kbit(x, a, bits, clip);
+        quantize_weights_kbit_backward(x, g, gi, clip);
+        if (first_w.empty()) {
+          first_w = w;
+          first_a = a;
+          first_g = gi;
+          return;
+        }
+        for (std::size_t i = 0; i < x.size(); ++i) {
+          ASSERT_EQ(std::signbit(w[i]), std::signbit(first_w[i])) << bits << " " << clip << " x " << x[i];
+          ASSERT_EQ(w[i], first_w[i]) << bits << " " << clip << " x " << x[i];
+          ASSERT_EQ(std::signbit(a[i]), std::signbit(first_a[i])) << bits << " " << clip << " x " << x[i];
+          ASSERT_EQ(a[i], first_a[i]) << bits << " " << clip << " x " << x[i];
+          ASSERT_EQ(gi[i], first_g[i]) << bits << " " << clip << " x " << x[i];
+        }
+      });
+    }
+  }
 }
 
 TEST(QuantKbit, CodesRoundTripToTheForward) {

@@ -4,8 +4,19 @@
 #include <cmath>
 #include <cstdint>
 
+#include "lowbit/core/cpu.h"
+#include "lowbit/core/target.h"
 #include "lowbit/quant/rng.h"
 #include "quant/common.h"
+
+#if LOWBIT_X86
+#include <immintrin.h>
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() values, which
+// -Wmaybe-uninitialized reports once inlined (GCC bug 105593); the values are never read.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#endif
 
 namespace lowbit::quant {
 
@@ -46,6 +57,98 @@ inline int act_code(float x, double clip, double levels) {
 }
 inline float act_value(int j, double clip, double levels) { return static_cast<float>(clip * j / levels); }
 
+// The element loops below run over every latent weight of every k-bit layer at every training
+// step. The AVX-512 forms do the same IEEE double operations in the same order on 8 lanes (the
+// clamps as max/min, floor and the half-away rounding as roundscale, compare and masked add), so
+// every level gives the same floats (tested); the file is compiled without FMA contraction.
+#define LB_INLINE inline __attribute__((always_inline))
+
+LB_INLINE void ste_loop(const float* __restrict x, const float* __restrict g, float* __restrict gi, std::size_t n,
+                        float lo, float hi) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float v = x[i];
+    const int inside = static_cast<int>(v >= lo) & static_cast<int>(v <= hi);
+    gi[i] = inside ? g[i] : 0.0f;
+  }
+}
+
+using ValuesFn = void (*)(const float*, float*, std::size_t, double, double);
+using SteFn = void (*)(const float*, const float*, float*, std::size_t, float, float);
+
+void weights_base(const float* x, float* out, std::size_t n, double clip, double levels) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = weight_value(weight_code(x[i], clip, levels), clip, levels);
+}
+void acts_base(const float* x, float* out, std::size_t n, double clip, double levels) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = act_value(act_code(x[i], clip, levels), clip, levels);
+}
+void ste_base(const float* x, const float* g, float* gi, std::size_t n, float lo, float hi) {
+  ste_loop(x, g, gi, n, lo, hi);
+}
+#if LOWBIT_X86
+LOWBIT_TARGET_AVX2 void ste_avx2(const float* x, const float* g, float* gi, std::size_t n, float lo, float hi) {
+  ste_loop(x, g, gi, n, lo, hi);
+}
+LOWBIT_TARGET_AVX512 void ste_avx512(const float* x, const float* g, float* gi, std::size_t n, float lo, float hi) {
+  ste_loop(x, g, gi, n, lo, hi);
+}
+// weight_value(weight_code(x)): the code is (L + 1)/2 + floor(clamp(x)·L / 2clip), an integer
+// in double, clamped to [0, L]; the value is clip·(2j − L) / L rounded to float.
+LOWBIT_TARGET_AVX512 void weights_avx512(const float* x, float* out, std::size_t n, double clip, double levels) {
+  const __m512d c = _mm512_set1_pd(clip), nc = _mm512_set1_pd(-clip), l = _mm512_set1_pd(levels);
+  const __m512d two_c = _mm512_set1_pd(2.0 * clip), mid = _mm512_set1_pd((levels + 1.0) * 0.5);
+  const __m512d zero = _mm512_setzero_pd(), two = _mm512_set1_pd(2.0);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512d xd = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+    const __m512d xc = _mm512_min_pd(_mm512_max_pd(xd, nc), c);
+    const __m512d y = _mm512_roundscale_pd(_mm512_div_pd(_mm512_mul_pd(xc, l), two_c),
+                                           _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __m512d j = _mm512_min_pd(_mm512_max_pd(_mm512_add_pd(mid, y), zero), l);
+    const __m512d v = _mm512_div_pd(_mm512_mul_pd(c, _mm512_sub_pd(_mm512_mul_pd(two, j), l)), l);
+    _mm256_storeu_ps(out + i, _mm512_cvtpd_ps(v));
+  }
+  weights_base(x + i, out + i, n - i, clip, levels);
+}
+// act_value(act_code(x)): j = round half away (clamp(x, 0, clip)·L / clip) of a value >= 0, as
+// trunc plus one where the remainder is >= 1/2; + 0 turns a −0 code into +0 as the int code does.
+LOWBIT_TARGET_AVX512 void acts_avx512(const float* x, float* out, std::size_t n, double clip, double levels) {
+  const __m512d c = _mm512_set1_pd(clip), l = _mm512_set1_pd(levels);
+  const __m512d zero = _mm512_setzero_pd(), half = _mm512_set1_pd(0.5), one = _mm512_set1_pd(1.0);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m512d xd = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
+    const __m512d xc = _mm512_min_pd(_mm512_max_pd(xd, zero), c);
+    const __m512d v = _mm512_div_pd(_mm512_mul_pd(xc, l), c);
+    const __m512d t = _mm512_roundscale_pd(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __mmask8 up = _mm512_cmp_pd_mask(_mm512_sub_pd(v, t), half, _CMP_GE_OQ);
+    const __m512d j = _mm512_add_pd(_mm512_mask_add_pd(t, up, t, one), zero);
+    _mm256_storeu_ps(out + i, _mm512_cvtpd_ps(_mm512_div_pd(_mm512_mul_pd(c, j), l)));
+  }
+  acts_base(x + i, out + i, n - i, clip, levels);
+}
+#endif
+
+ValuesFn weights_fn() {
+#if LOWBIT_X86
+  if (cpu::usable_features() & cpu::kAvx512) return weights_avx512;
+#endif
+  return weights_base;
+}
+ValuesFn acts_fn() {
+#if LOWBIT_X86
+  if (cpu::usable_features() & cpu::kAvx512) return acts_avx512;
+#endif
+  return acts_base;
+}
+SteFn ste_fn() {
+#if LOWBIT_X86
+  const uint32_t f = cpu::usable_features();
+  if (f & cpu::kAvx512) return ste_avx512;
+  if (f & cpu::kAvx2) return ste_avx2;
+#endif
+  return ste_base;
+}
+
 }  // namespace
 
 void linear_quant(std::span<const float> x, std::span<float> out, float step, float min_v, float max_v) {
@@ -64,8 +167,7 @@ void clipped_ste_backward(std::span<const float> x, std::span<const float> grad_
   check_size("clipped_ste_backward", "grad_out", grad_out.size(), x.size());
   check_size("clipped_ste_backward", "grad_in", grad_in.size(), x.size());
   check_range("clipped_ste_backward", min_v, max_v);
-  for (std::size_t i = 0; i < x.size(); ++i)
-    grad_in[i] = (x[i] >= min_v && x[i] <= max_v) ? grad_out[i] : 0.0f;
+  ste_fn()(x.data(), grad_out.data(), grad_in.data(), x.size(), min_v, max_v);
 }
 
 float ap2(float x) {
@@ -96,8 +198,7 @@ void quantize_weights_kbit(std::span<const float> x, std::span<float> out, int b
   check_bits("quantize_weights_kbit", bits, 8);
   check_positive("quantize_weights_kbit", "clip", clip);
   check_no_nan("quantize_weights_kbit", x);
-  const double levels = static_cast<double>((1 << bits) - 1);
-  for (std::size_t i = 0; i < x.size(); ++i) out[i] = weight_value(weight_code(x[i], clip, levels), clip, levels);
+  weights_fn()(x.data(), out.data(), x.size(), clip, static_cast<double>((1 << bits) - 1));
 }
 
 void weights_kbit_to_codes(std::span<const float> x, std::span<uint8_t> codes, int bits, float clip) {
@@ -132,8 +233,7 @@ void quantize_activations_kbit(std::span<const float> x, std::span<float> out, i
   check_bits("quantize_activations_kbit", bits, 8);
   check_positive("quantize_activations_kbit", "clip", clip);
   check_no_nan("quantize_activations_kbit", x);
-  const double levels = static_cast<double>((1 << bits) - 1);
-  for (std::size_t i = 0; i < x.size(); ++i) out[i] = act_value(act_code(x[i], clip, levels), clip, levels);
+  acts_fn()(x.data(), out.data(), x.size(), clip, static_cast<double>((1 << bits) - 1));
 }
 
 void activations_kbit_to_codes(std::span<const float> x, std::span<uint8_t> codes, int bits, float clip) {
