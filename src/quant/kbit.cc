@@ -92,11 +92,14 @@ LOWBIT_TARGET_AVX512 void ste_avx512(const float* x, const float* g, float* gi, 
   ste_loop(x, g, gi, n, lo, hi);
 }
 // weight_value(weight_code(x)): the code is (L + 1)/2 + floor(clamp(x)·L / 2clip), an integer
-// in double, clamped to [0, L]; the value is clip·(2j − L) / L rounded to float.
+// in double, clamped to [0, L]; its value is read from a table of weight_value(j) for every j.
 LOWBIT_TARGET_AVX512 void weights_avx512(const float* x, float* out, std::size_t n, double clip, double levels) {
+  float value[256];
+  const int top = static_cast<int>(levels);
+  for (int j = 0; j <= top; ++j) value[j] = weight_value(j, clip, levels);
   const __m512d c = _mm512_set1_pd(clip), nc = _mm512_set1_pd(-clip), l = _mm512_set1_pd(levels);
   const __m512d two_c = _mm512_set1_pd(2.0 * clip), mid = _mm512_set1_pd((levels + 1.0) * 0.5);
-  const __m512d zero = _mm512_setzero_pd(), two = _mm512_set1_pd(2.0);
+  const __m512d zero = _mm512_setzero_pd();
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m512d xd = _mm512_cvtps_pd(_mm256_loadu_ps(x + i));
@@ -104,8 +107,7 @@ LOWBIT_TARGET_AVX512 void weights_avx512(const float* x, float* out, std::size_t
     const __m512d y = _mm512_roundscale_pd(_mm512_div_pd(_mm512_mul_pd(xc, l), two_c),
                                            _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
     const __m512d j = _mm512_min_pd(_mm512_max_pd(_mm512_add_pd(mid, y), zero), l);
-    const __m512d v = _mm512_div_pd(_mm512_mul_pd(c, _mm512_sub_pd(_mm512_mul_pd(two, j), l)), l);
-    _mm256_storeu_ps(out + i, _mm512_cvtpd_ps(v));
+    _mm256_storeu_ps(out + i, _mm256_i32gather_ps(value, _mm512_cvttpd_epi32(j), 4));
   }
   weights_base(x + i, out + i, n - i, clip, levels);
 }
