@@ -564,6 +564,35 @@ TEST(AutogradDropout, SeededInvertedAndIdentityInEval) {
   EXPECT_THROW(dropout(x_var, 1.0f, 1, true), Error);
 }
 
+TEST(AutogradFakeQuantize, ClippedEstimatorInsideItsWindowPassesStraightThrough) {
+  // k-bit weights in [−clip, clip] and activations in [0, clip]: the estimator is the identity,
+  // and the gradient lands in x's buffer with no mask pass; one element outside keeps the mask.
+  const Tensor c1 = random_tensor({3001}, 81);
+  for (const bool weights : {true, false}) {
+    const Quantizer q = weights ? Quantizer::weights_kbit(2, 0.75f) : Quantizer::activations_kbit(3, 0.75f);
+    const Tensor x = random_tensor({3001}, 82, weights ? -0.75f : 0.0f, 0.75f);
+    for (const bool into : {false, true}) {
+      for (const bool one_outside : {false, true}) {
+        Tensor xe = x.clone();
+        if (one_outside) xe.data<float>()[1234] = 0.8f;
+        Var xv(xe, true);
+        const Var y = into ? fake_quantize_into(xv, q, Tensor::zeros({3001}, DType::f32),
+                                                Tensor::zeros({3001}, DType::f32))
+                           : fake_quantize(xv, q);
+        EXPECT_EQ(y.node()->grad_alias != nullptr, !one_outside);
+        std::vector<float> want(3001);
+        q.forward({xe.data<float>(), 3001}, want);
+        for (int64_t i = 0; i < 3001; ++i) ASSERT_EQ(y.data()[i], want[static_cast<std::size_t>(i)]) << i;
+        backward(sum(mul(y, Var(c1))));
+        for (int64_t i = 0; i < 3001; ++i) {
+          const float g = (one_outside && i == 1234) ? 0.0f : c1.data<float>()[i];
+          ASSERT_EQ(xv.grad().data<float>()[i], g) << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(AutogradQuantizeGrad, IdentityForwardQuantizedBackward) {
   Var x(random_tensor({5, 13}, 65), true);
   const Var y = quantize_grad(x, 6, 77);

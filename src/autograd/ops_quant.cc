@@ -29,17 +29,35 @@ using Bwd = std::function<void(std::span<const float>, std::span<const float>, s
 
 // Elementwise forward f with elementwise STE backward b, both applied in parallel chunks.
 // `chunk_fwd(x, out, offset)` lets stochastic forwards know where a chunk starts.
+// With pass_lo <= pass_hi, b is the identity for inputs in [pass_lo, pass_hi] (a clipped
+// straight-through estimator): when every input lies there, the result's gradient goes straight
+// into x's buffer (Node::grad_alias) and b is not run.
 Var elementwise_ste(const Var& x, const char* op,
                     const std::function<void(std::span<const float>, std::span<float>, int64_t)>& chunk_fwd,
-                    Bwd bwd, Tensor out = Tensor(), Tensor grad_storage = Tensor()) {
+                    Bwd bwd, Tensor out = Tensor(), Tensor grad_storage = Tensor(), float pass_lo = 1.0f,
+                    float pass_hi = -1.0f) {
   const Tensor& xv = checked_value(x, op, "x");
   if (!out.defined()) out = detail::new_like(xv);
   const float* px = xv.data<float>();
   float* po = out.data<float>();
+  const bool window = pass_lo <= pass_hi;
+  std::atomic<bool> all_inside{window};
   parallel_elements(xv.numel(), [&](int64_t b, int64_t e) {
-    chunk_fwd({px + b, static_cast<std::size_t>(e - b)}, {po + b, static_cast<std::size_t>(e - b)}, b);
+    if (!window) {
+      chunk_fwd({px + b, static_cast<std::size_t>(e - b)}, {po + b, static_cast<std::size_t>(e - b)}, b);
+      return;
+    }
+    int outside = 0;
+    for (int64_t s = b; s < e; s += 4096) {  // the window test reads the block while it is in cache
+      const auto n = static_cast<std::size_t>(std::min<int64_t>(4096, e - s));
+      chunk_fwd({px + s, n}, {po + s, n}, s);
+      for (std::size_t i = 0; i < n; ++i)
+        outside |= static_cast<int>(!(px[s + i] >= pass_lo)) | static_cast<int>(!(px[s + i] <= pass_hi));
+    }
+    if (outside) all_inside.store(false);
   });
   Var result = make_result(op, out, {x}, [xv, bwd = std::move(bwd)](Node& self) {
+    if (self.grad_alias != nullptr) return;  // the gradient went straight to x
     const float* px = xv.data<float>();
     const float* go = self.grad.data<float>();
     bool fresh = false;
@@ -62,7 +80,10 @@ Var elementwise_ste(const Var& x, const char* op,
       }
     });
   });
-  if (result.requires_grad()) result.node()->grad_storage = std::move(grad_storage);
+  if (result.requires_grad()) {
+    if (all_inside.load()) result.node()->grad_alias = x.node().get();
+    else result.node()->grad_storage = std::move(grad_storage);
+  }
   return result;
 }
 
@@ -233,7 +254,8 @@ Quantizer Quantizer::weights_kbit(int bits, float clip) {
           [bits, clip](std::span<const float> x, std::span<float> o) { quant::quantize_weights_kbit(x, o, bits, clip); },
           [clip](std::span<const float> x, std::span<const float> g, std::span<float> gi) {
             quant::quantize_weights_kbit_backward(x, g, gi, clip);
-          }};
+          },
+          -clip, clip};
 }
 
 Quantizer Quantizer::activations_kbit(int bits, float clip) {
@@ -243,7 +265,8 @@ Quantizer Quantizer::activations_kbit(int bits, float clip) {
           },
           [clip](std::span<const float> x, std::span<const float> g, std::span<float> gi) {
             quant::quantize_activations_kbit_backward(x, g, gi, clip);
-          }};
+          },
+          0.0f, clip};
 }
 
 Quantizer Quantizer::linear(float step, float min_v, float max_v) {
@@ -281,7 +304,7 @@ Var fake_quantize(const Var& x, const Quantizer& q) {
   // Quantizers are elementwise, so chunks can run in parallel.
   return elementwise_ste(
       x, "fake_quantize", [fwd = q.forward](std::span<const float> in, std::span<float> out, int64_t) { fwd(in, out); },
-      q.backward);
+      q.backward, Tensor(), Tensor(), q.pass_lo, q.pass_hi);
 }
 
 Var fake_quantize_into(const Var& w, const Quantizer& q, Tensor value_buf, Tensor grad_buf) {
@@ -292,7 +315,7 @@ Var fake_quantize_into(const Var& w, const Quantizer& q, Tensor value_buf, Tenso
   if (q.name == "binary") return sign_op(w, 1.0f, std::move(value_buf), std::move(grad_buf));
   return elementwise_ste(
       w, "fake_quantize", [fwd = q.forward](std::span<const float> in, std::span<float> out, int64_t) { fwd(in, out); },
-      q.backward, std::move(value_buf), std::move(grad_buf));
+      q.backward, std::move(value_buf), std::move(grad_buf), q.pass_lo, q.pass_hi);
 }
 
 Var dropout(const Var& x, float p, uint64_t seed, bool training) {

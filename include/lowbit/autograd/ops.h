@@ -95,6 +95,9 @@ struct Quantizer {
   std::string name;
   std::function<void(std::span<const float> x, std::span<float> out)> forward;
   std::function<void(std::span<const float> x, std::span<const float> grad_out, std::span<float> grad_in)> backward;
+  // Where pass_lo <= pass_hi, `backward` passes the gradient unchanged for x in [pass_lo, pass_hi]
+  // (a clipped straight-through estimator); fake_quantize then skips it when every x is there.
+  float pass_lo = 1.0f, pass_hi = -1.0f;
 
   static Quantizer binary(float window = 1.0f);
   static Quantizer weights_kbit(int bits, float clip = 1.0f);
