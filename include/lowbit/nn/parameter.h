@@ -5,10 +5,12 @@
 // zero, or to mark stale (`grad_stale`, Optimizer::discard_grads): the next backward pass then
 // writes the gradient instead of adding to it, which saves clearing the tensor and reading it
 // back (the weight-sized passes of a large layer), and a reader of `grad` that may see a stale
-// tensor calls settle_grad() first. Binary and k-bit layers keep real-valued "latent" weights here: the forward pass
-// quantizes them, and `clip` asks the optimizer to clip the value to [-clip_value, clip_value]
-// after every update (BNN: W <- clip(W, -1, 1)), while `lr_scale` multiplies the learning rate
-// (the BNN code's per-layer Glorot factor, 1 for ordinary parameters).
+// tensor calls settle_grad() first.
+//
+// Binary and k-bit layers keep real-valued "latent" weights here: the forward pass quantizes
+// them, and `clip` asks the optimizer to clip the value to [-clip_value, clip_value] after every
+// update (BNN: W <- clip(W, -1, 1)), while `lr_scale` multiplies the learning rate (the BNN
+// code's per-layer Glorot factor, 1 for ordinary parameters).
 #pragma once
 
 #include <algorithm>
