@@ -119,17 +119,13 @@ bool sign_chunk(const float* __restrict x, float* __restrict out, std::size_t n,
 LOWBIT_TARGET_AVX512 bool sign_chunk_stream(const float* __restrict x, float* __restrict out, std::size_t n,
                                             float window) {
   std::size_t i = 0;
-  int bad = 0, outside = 0;
-  for (; i < n && (reinterpret_cast<uintptr_t>(out + i) & 63) != 0; ++i) {
-    const float v = x[i];
-    bad |= v != v;
-    outside |= std::fabs(v) > window;
-    out[i] = quant::sign_pm1(v);
-  }
+  while (i < n && (reinterpret_cast<uintptr_t>(out + i) & 63) != 0) ++i;
+  bool inside = sign_chunk(x, out, i, window);  // up to the first 64-byte boundary of out
   const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f), minus = _mm512_set1_ps(-1.0f);
   const __m512 win = _mm512_set1_ps(window);
   const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff);
   __mmask16 nan_m = 0, out_m = 0;
+  const std::size_t head = i;
   for (; i + 16 <= n; i += 16) {
     const __m512 v = _mm512_loadu_ps(x + i);
     nan_m |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
@@ -139,14 +135,9 @@ LOWBIT_TARGET_AVX512 bool sign_chunk_stream(const float* __restrict x, float* __
     _mm512_stream_ps(out + i, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GE_OQ), minus, one));
   }
   _mm_sfence();  // the streamed lines are visible before the pool reports the chunk done
-  for (; i < n; ++i) {
-    const float v = x[i];
-    bad |= v != v;
-    outside |= std::fabs(v) > window;
-    out[i] = quant::sign_pm1(v);
-  }
-  if (bad || nan_m) quant::binarize({x, n}, {out, n});  // throws naming the NaN
-  return outside == 0 && out_m == 0;
+  if (nan_m) quant::binarize({x + head, i - head}, {out + head, i - head});  // throws naming the NaN
+  inside &= sign_chunk(x + i, out + i, n - i, window);
+  return inside && out_m == 0;
 }
 #endif
 
