@@ -29,6 +29,16 @@ using Bwd = std::function<void(std::span<const float>, std::span<const float>, s
 
 // Elementwise forward f with elementwise STE backward b, both applied in parallel chunks.
 // `chunk_fwd(x, out, offset)` lets stochastic forwards know where a chunk starts.
+// The gradient's destination for a straight-through estimator: with every input where the
+// estimator is the identity (clipped latent weights, hardtanh outputs), consumers write and add
+// their gradients directly into x's buffer, which saves a weight-sized buffer and two passes over
+// it per step; otherwise the node gathers them in `grad_storage` for its own backward.
+void route_ste_gradient(Var& result, const Var& x, bool identity, Tensor grad_storage) {
+  if (!result.requires_grad()) return;
+  if (identity) result.node()->grad_alias = x.node().get();
+  else result.node()->grad_storage = std::move(grad_storage);
+}
+
 // With pass_lo <= pass_hi, b is the identity for inputs in [pass_lo, pass_hi] (a clipped
 // straight-through estimator): when every input lies there, the result's gradient goes straight
 // into x's buffer (Node::grad_alias) and b is not run.
@@ -80,10 +90,7 @@ Var elementwise_ste(const Var& x, const char* op,
       }
     });
   });
-  if (result.requires_grad()) {
-    if (all_inside.load()) result.node()->grad_alias = x.node().get();
-    else result.node()->grad_storage = std::move(grad_storage);
-  }
+  route_ste_gradient(result, x, all_inside.load(), std::move(grad_storage));
   return result;
 }
 
@@ -190,13 +197,7 @@ Var sign_op(const Var& x, float window, Tensor out, Tensor grad_storage) {
       sign_backward_chunk(px + b, go + b, g + b, static_cast<std::size_t>(e - b), window, !fresh);
     });
   });
-  if (result.requires_grad()) {
-    // With every |x| inside the window (latent weights clipped to it, or hardtanh outputs) the
-    // estimator is the identity: consumers write and add their gradients directly into x's
-    // buffer, which saves a weight-sized buffer and two passes over it per step.
-    if (all_inside.load()) result.node()->grad_alias = x.node().get();
-    else result.node()->grad_storage = std::move(grad_storage);
-  }
+  route_ste_gradient(result, x, all_inside.load(), std::move(grad_storage));
   return result;
 }
 
