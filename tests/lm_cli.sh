@@ -55,6 +55,14 @@ out=$("$lowbit" train --recipe "$recipe" --out "$run" --data "$corpus" --resume)
 if [[ $out == *"resuming after epoch 1"*"epoch 2/2"* ]]; then pass "resume"; else fail "resume: $out"; fi
 [[ $(wc -l < "$run/metrics.jsonl") -eq 2 ]] && pass "metrics.jsonl: 2 lines" || fail "metrics.jsonl"
 grep -q '"valid_perplexity"' "$run/metrics.jsonl" && pass "perplexity in metrics" || fail "no valid_perplexity"
+if command -v python3 >/dev/null; then
+  out=$(python3 "$(dirname "${BASH_SOURCE[0]}")/../bench/plot_metrics.py" "$run/metrics.jsonl" --table 1)
+  if [[ $out == *"| valid perplexity | test perplexity |"* && $(grep -c '^| [12]' <<< "$out") -eq 2 ]]; then
+    pass "plot_metrics --table (perplexity)"
+  else
+    fail "plot_metrics --table: $out"
+  fi
+fi
 
 out=$("$lowbit" export "$run" --out "$tmp/lm.lbm")
 if [[ $out == *"lstm_lm"* && -f $tmp/lm.lbm ]]; then pass "export"; else fail "export: $out"; fi

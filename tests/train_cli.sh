@@ -34,6 +34,16 @@ for key in epoch train_loss train_error valid_error test_error lr seconds; do
 done
 grep -q '"seed": 7' "$run/run.json" && pass "run.json records the seed" || fail "run.json seed"
 
+# The curve table of bench/plot_metrics.py (standard library only): both epochs, one marked best.
+if command -v python3 >/dev/null; then
+  out=$(python3 "$src/bench/plot_metrics.py" "$run/metrics.jsonl" --table 1)
+  if [[ $out == *"| valid error |"* && $(grep -c '^| [12] ' <<< "$out") -eq 2 && $out == *"(best)"* ]]; then
+    pass "plot_metrics --table"
+  else
+    fail "plot_metrics --table: $out"
+  fi
+fi
+
 # The same two epochs in one run give the same metrics (all but the wall time).
 "$lowbit" train --recipe "$recipe" --out "$tmp/straight" --data "$mnist" >/dev/null
 strip() { sed -E 's/,"seconds":[^,}]*//' "$1"; }
