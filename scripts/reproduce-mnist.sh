@@ -2,8 +2,8 @@
 # Reproduces the MNIST rows of the BNN/QNN papers with the recipes in recipes/: the paper's
 # binary MLP (784-3x4096-10, 1000 epochs), and 2-bit and 4-bit QNN MLPs. Each run trains,
 # exports, evaluates with the integer runtime, and appends a row (command, wall time, machine,
-# best epoch, test errors) to docs/results.md. Runs can be stopped and continued: an existing
-# run folder is resumed from its checkpoint.
+# best epoch, test errors) to docs/results.md and prints the run's curve as a table. Runs can be
+# stopped and continued: an existing run folder is resumed from its checkpoint.
 #
 #   scripts/reproduce-mnist.sh                     all three recipes, full length (days on a CPU)
 #   scripts/reproduce-mnist.sh --only mnist-bnn    one recipe
@@ -67,4 +67,6 @@ PY
   else
     echo "$line"
   fi
+  # The curve as docs/results.md shows it: epochs 1, 2, 5, every 20th, the best and the last.
+  python3 "$LOWBIT_ROOT/bench/plot_metrics.py" "$dir/metrics.jsonl" --table 20
 done
