@@ -123,6 +123,29 @@ TEST_F(IdxTest, SplitChecksCountsAndLabels) {
   expect_error([&] { load_idx_split(path("nodir"), "train"); }, "no such directory");
 }
 
+// Other IDX datasets name their files with a prefix and call the test split "test" (EMNIST).
+TEST_F(IdxTest, SplitFindsPrefixedFilesAndTheTestName) {
+  write_gz("emnist-digits-train-images-idx3-ubyte.gz", images(3, 2, 2));
+  write_gz("emnist-digits-train-labels-idx1-ubyte.gz", labels({0, 5, 9}));
+  write_bytes("emnist-digits-test-images-idx3-ubyte", images(2, 2, 2));
+  write_bytes("emnist-digits-test-labels-idx1-ubyte", labels({4, 7}));
+  LabelledImages tr = load_idx_split(dir_.string(), "train");
+  EXPECT_EQ(tr.images.size(0), 3);
+  EXPECT_EQ(tr.labels.data<uint8_t>()[1], 5);
+  LabelledImages te = load_idx_split(dir_.string(), "t10k");
+  EXPECT_EQ(te.images.size(0), 2);
+  EXPECT_EQ(te.labels.data<uint8_t>()[1], 7);
+  // The unprefixed MNIST names win over prefixed ones.
+  write_bytes("train-images-idx3-ubyte", images(1, 2, 2));
+  write_bytes("train-labels-idx1-ubyte", labels({2}));
+  EXPECT_EQ(load_idx_split(dir_.string(), "train").images.size(0), 1);
+  // Two prefixed datasets in one folder are ambiguous; a prefix without its labels is named.
+  write_bytes("emnist-letters-test-images-idx3-ubyte", images(2, 2, 2));
+  expect_error([&] { load_idx_split(dir_.string(), "t10k"); }, "several t10k image files");
+  fs::remove(path("emnist-digits-test-images-idx3-ubyte"));
+  expect_error([&] { load_idx_split(dir_.string(), "t10k"); }, "no emnist-letters-t10k-labels-idx1-ubyte[.gz] file");
+}
+
 TEST(IdxBundled, MnistTestSplitLoads) {
   const fs::path dir = fs::path(LOWBIT_SOURCE_DIR) / "data" / "mnist";
   LabelledImages s = load_idx_split(dir.string(), "t10k");

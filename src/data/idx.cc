@@ -161,16 +161,56 @@ void write_idx(const std::string& path, const Tensor& t) {
 }
 
 LabelledImages load_idx_split(const std::string& dir, const std::string& name, int classes) {
-  auto find = [&](const std::string& kind, const std::string& idx) {
-    for (const std::string sep : {"-", "."})
-      for (const std::string ext : {"", ".gz"}) {
-        const std::string p = (std::filesystem::path(dir) / (name + "-" + kind + sep + idx + "-ubyte" + ext)).string();
-        if (std::filesystem::is_regular_file(p)) return p;
-      }
-    fail(dir, ": no ", name, "-", kind, "-", idx, "-ubyte[.gz] file (is --data the folder holding the IDX files?)");
-  };
   LOWBIT_CHECK(std::filesystem::is_directory(dir), dir, ": no such directory");
-  const std::string ip = find("images", "idx3"), lp = find("labels", "idx1");
+  // The split's names: MNIST's (and Fashion-MNIST's, KMNIST's) "train" / "t10k", and "test" as
+  // EMNIST calls its test split.
+  std::vector<std::string> names{name};
+  if (name == "t10k") names.push_back("test");
+  auto file_name = [](const std::string& n, const std::string& kind, const std::string& sep, const std::string& idx,
+                      const std::string& ext) { return n + "-" + kind + sep + idx + "-ubyte" + ext; };
+  auto exact = [&](const std::string& prefix, const std::string& kind, const std::string& idx) -> std::string {
+    for (const std::string& n : names)
+      for (const std::string sep : {"-", "."})
+        for (const std::string ext : {"", ".gz"}) {
+          const std::string p = (std::filesystem::path(dir) / (prefix + file_name(n, kind, sep, idx, ext))).string();
+          if (std::filesystem::is_regular_file(p)) return p;
+        }
+    return {};
+  };
+  // Images: NAME-images-idx3-ubyte[.gz], or one file that ends so after a prefix
+  // (emnist-digits-train-images-idx3-ubyte.gz); the labels then carry the same prefix.
+  std::string prefix, ip = exact("", "images", "idx3");
+  if (ip.empty()) {
+    std::vector<std::pair<std::string, std::string>> found;  // (prefix, path)
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      if (!e.is_regular_file(ec)) continue;
+      const std::string f = e.path().filename().string();
+      for (const std::string& n : names)
+        for (const std::string sep : {"-", "."})
+          for (const std::string ext : {"", ".gz"}) {
+            std::string tail(1, '-');
+            tail += file_name(n, "images", sep, "idx3", ext);
+            if (f.size() > tail.size() && f.compare(f.size() - tail.size(), tail.size(), tail) == 0)
+              found.emplace_back(f.substr(0, f.size() - tail.size() + 1), e.path().string());
+          }
+    }
+    if (found.size() > 1) {
+      std::string list;
+      for (const auto& [pre, path] : found) {
+        if (!list.empty()) list += ", ";
+        list += std::filesystem::path(path).filename().string();
+      }
+      fail(dir, ": several ", name, " image files (", list, "); point --data at a folder holding one dataset");
+    }
+    if (found.empty())
+      fail(dir, ": no ", name, "-images-idx3-ubyte[.gz] file (is --data the folder holding the IDX files?)");
+    prefix = found.front().first;
+    ip = found.front().second;
+  }
+  const std::string lp = exact(prefix, "labels", "idx1");
+  if (lp.empty())
+    fail(dir, ": no ", prefix, name, "-labels-idx1-ubyte[.gz] file beside ", std::filesystem::path(ip).filename().string());
   LabelledImages out{read_idx(ip), read_idx(lp)};
   LOWBIT_CHECK(out.images.dtype() == DType::u8 && out.images.dim() == 3, ip, ": expected u8 images [N, rows, cols], got ",
                out.images.describe());

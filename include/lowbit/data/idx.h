@@ -27,7 +27,10 @@ struct LabelledImages {
 
 // MNIST-style split `name` ("train" or "t10k") from `dir`: NAME-images-idx3-ubyte and
 // NAME-labels-idx1-ubyte, each optionally ending in .gz (the name with '.' before "idx" is
-// also accepted). Checks that the counts agree and that every label is below `classes`.
+// also accepted; "t10k" also matches "test"). Without such files, a single images file whose
+// name ends in "-NAME-images-idx3-ubyte[.gz]" is taken with the labels file of the same prefix
+// (EMNIST: emnist-digits-train-images-idx3-ubyte.gz). Checks that the counts agree and that
+// every label is below `classes`.
 LabelledImages load_idx_split(const std::string& dir, const std::string& name, int classes = 10);
 
 }  // namespace lowbit::data
