@@ -107,6 +107,55 @@ TEST(Memn2nGrad, SmoothHammingSurrogate) {
   gradient_check(c, false, false, 1e-3f);
 }
 
+// Binary addressing's straight-through window: a window at or above every activation's magnitude
+// (Q2.3 tops out at 3.875) changes nothing; a narrow one blocks part of the gradient of A, which
+// reaches A only through the addressing (layer-wise tying), and passes nothing where it was zero.
+TEST(Memn2nGrad, SignWindowOfBinaryAddressing) {
+  Config c;
+  c.dim = 8;
+  c.hops = 2;
+  c.memory_size = 8;
+  c.addressing = Addressing::hamming;
+  c.quantized = true;
+  c.weight_bits = 1;
+  c.weight_int_bits = 0;
+  c.act_bits = 6;
+  c.act_int_bits = 2;
+  c.mq = true;
+  const int64_t V = 11;
+  std::mt19937 rng(5);
+  std::vector<Example> exs;
+  for (int i = 0; i < 6; ++i) exs.push_back(random_example(rng, V, 5));
+  auto grads_of = [&](float window) {
+    Config cw = c;
+    cw.sign_ste_window = window;
+    Model model(cw, V);
+    model.init_normal(0.5f, 9);
+    std::vector<std::vector<float>> g;
+    for (const Matrix& m : model.matrices()) g.emplace_back(m.w.size(), 0.0f);
+    for (const Example& ex : exs) forward_backward(model, quantize_weights(model), ex, false, {}, &g, nullptr);
+    return g;
+  };
+  const auto off = grads_of(0.0f), wide = grads_of(4.0f), narrow = grads_of(0.2f);
+  EXPECT_EQ(off, wide);
+  Model shape(c, V);
+  const auto a = static_cast<size_t>(shape.a_index(0));
+  int64_t nonzero_off = 0, nonzero_narrow = 0, blocked = 0;
+  for (size_t i = 0; i < off[a].size(); ++i) {
+    nonzero_off += off[a][i] != 0.0f;
+    nonzero_narrow += narrow[a][i] != 0.0f;
+    if (off[a][i] == 0.0f) EXPECT_EQ(narrow[a][i], 0.0f) << "A[" << i << "]";
+    blocked += off[a][i] != narrow[a][i];
+  }
+  EXPECT_GT(nonzero_off, 20);
+  EXPECT_GT(blocked, 0);
+  EXPECT_LT(nonzero_narrow, nonzero_off);
+  // The window is validated.
+  Config bad = c;
+  bad.sign_ste_window = -1.0f;
+  EXPECT_THROW(bad.validate(), Error);
+}
+
 // Bit-level reference of the Q-MANN kernel (qmann.md §5): 32-bit sign-magnitude words with
 // 31 − I fraction bits, common part removed, bits 30..(31 − (n − 1)) compared with weights 2^−k.
 double hamming_bits(double a, double b, int I, int n) {

@@ -42,6 +42,8 @@ void Config::validate() const {
   LOWBIT_CHECK(hops >= 1 && hops <= 8, "memn2n: hops ", hops, " (expected 1..8)");
   LOWBIT_CHECK(memory_size >= 1 && memory_size <= 1000, "memn2n: memory_size ", memory_size, " (expected 1..1000)");
   LOWBIT_CHECK(score_shift >= 0 && score_shift <= 16, "memn2n: score_shift ", score_shift, " (expected 0..16)");
+  LOWBIT_CHECK(std::isfinite(sign_ste_window) && sign_ste_window >= 0.0f, "memn2n: sign_ste_window ", sign_ste_window,
+               " (expected a finite value >= 0; 0 = no window)");
   if (quantized || addressing == Addressing::hamming) {
     LOWBIT_CHECK(act_bits >= 1 && act_bits <= 8, "memn2n: act_bits ", act_bits, " (expected 1..8)");
     LOWBIT_CHECK(act_bits == 1 || (act_int_bits >= 0 && act_int_bits <= act_bits - 1), "memn2n: act_int_bits ",
@@ -526,9 +528,11 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
           dprev[static_cast<size_t>(j)] += g * m[j];
         }
       } else if (sign_sim) {
+        const float win = cfg.sign_ste_window;
         for (int64_t j = 0; j < d; ++j) {
-          dm[static_cast<size_t>(j)] = g * scale * sgn(u[j]);
-          dprev[static_cast<size_t>(j)] += g * scale * sgn(m[j]);
+          const bool pass_m = win <= 0.0f || std::fabs(m[j]) <= win, pass_u = win <= 0.0f || std::fabs(u[j]) <= win;
+          dm[static_cast<size_t>(j)] = pass_m ? g * scale * sgn(u[j]) : 0.0f;
+          dprev[static_cast<size_t>(j)] += pass_u ? g * scale * sgn(m[j]) : 0.0f;
         }
       } else {
         const bool sg = cfg.hamming_sign_grad;

@@ -44,7 +44,8 @@ void get(const json& j, const char* key, T& out, const std::string& where) {
 }
 
 Config parse_config(const json& m, const std::string& where) {
-  check_keys(m, {"dim", "hops", "tying", "encoding", "temporal", "memory_size", "addressing", "score_shift", "hamming_sign_grad", "quantization"},
+  check_keys(m, {"dim", "hops", "tying", "encoding", "temporal", "memory_size", "addressing", "score_shift", "hamming_sign_grad", "sign_ste_window",
+                "quantization"},
              where);
   Config c;
   get(m, "dim", c.dim, where);
@@ -53,6 +54,7 @@ Config parse_config(const json& m, const std::string& where) {
   get(m, "memory_size", c.memory_size, where);
   get(m, "score_shift", c.score_shift, where);
   get(m, "hamming_sign_grad", c.hamming_sign_grad, where);
+  get(m, "sign_ste_window", c.sign_ste_window, where);
   std::string s;
   if (m.contains("tying")) {
     get(m, "tying", s, where);
@@ -93,7 +95,8 @@ json config_to(const Config& c) {
             {"memory_size", c.memory_size},
             {"addressing", c.addressing == Addressing::dot ? "dot" : "hamming"},
             {"score_shift", c.score_shift},
-            {"hamming_sign_grad", c.hamming_sign_grad}};
+            {"hamming_sign_grad", c.hamming_sign_grad},
+            {"sign_ste_window", c.sign_ste_window}};
   if (c.quantized)
     m["quantization"] = {{"act_bits", c.act_bits},
                          {"act_int_bits", c.act_int_bits},

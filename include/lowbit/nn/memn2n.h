@@ -69,6 +69,10 @@ struct Config {
   // through (∂/∂a += sign(b)·(c − |a − b|/2^I)), so that training can flip signs. Off: only the
   // smooth distance term (qmann.md §6), which never moves a value across zero towards agreement.
   bool hamming_sign_grad = true;
+  // Binary addressing (sign agreement of binary-weight models): the straight-through gradient of
+  // each sign passes only where that value's magnitude is at most this window, as the BNN sign
+  // estimator cancels it beyond |x| <= 1. 0: everywhere (the plain straight-through estimator).
+  float sign_ste_window = 0.0f;
 
   // Quantization; quantized = false trains in float.
   bool quantized = false;
@@ -207,7 +211,8 @@ TrainOutcome train(const Config& cfg, const TrainConfig& tc, int64_t vocab_size,
 //   "data":     {"path": task folder, "fallback_path": folder for files missing there, "task": 1..20 |
 //                "all" (each task separately) | "joint", "valid_fraction": 0.1}
 //   "model":    Config keys: dim, hops, tying ("adjacent"|"layerwise"), encoding ("bow"|"position"),
-//               temporal, memory_size, addressing ("dot"|"hamming"), score_shift, and
+//               temporal, memory_size, addressing ("dot"|"hamming"), score_shift, hamming_sign_grad,
+//               sign_ste_window, and
 //               "quantization": {act_bits, act_int_bits, weight_bits, weight_int_bits, mq} (absent: float)
 //   "training": TrainConfig keys (epochs, batch, lr, lr_halve_every, clip, init_std,
 //               linear_start_epochs, random_time, shuffle, early_stopping, seed) and runs
