@@ -119,7 +119,7 @@ if [[ $append -eq 0 ]]; then
 fi
 results="$LOWBIT_ROOT/docs/results.md"
 cmd="scripts/reproduce-babi.sh --tasks $tasks --runs $runs --configs $configs${epochs:+ --epochs $epochs}"
-[[ $out != "$LOWBIT_ROOT/runs/babi" ]] && cmd+=" --out ${out#"$LOWBIT_ROOT"/}"
+if [[ $out != "$LOWBIT_ROOT/runs/babi" ]]; then cmd+=" --out ${out#"$LOWBIT_ROOT"/}"; fi
 python3 - "$results" "$cmd" "$table" <<'PY'
 import sys, datetime
 path, cmd, table = sys.argv[1:4]

@@ -44,8 +44,9 @@ void get(const json& j, const char* key, T& out, const std::string& where) {
 }
 
 Config parse_config(const json& m, const std::string& where) {
-  check_keys(m, {"dim", "hops", "tying", "encoding", "temporal", "memory_size", "addressing", "score_shift", "hamming_sign_grad", "sign_ste_window",
-                "quantization"},
+  check_keys(m,
+             {"dim", "hops", "tying", "encoding", "temporal", "memory_size", "addressing", "score_shift",
+              "hamming_sign_grad", "sign_ste_window", "quantization"},
              where);
   Config c;
   get(m, "dim", c.dim, where);
