@@ -166,15 +166,19 @@ LabelledImages load_idx_split(const std::string& dir, const std::string& name, i
   // EMNIST calls its test split.
   std::vector<std::string> names{name};
   if (name == "t10k") names.push_back("test");
-  auto file_name = [](const std::string& n, const std::string& kind, const std::string& sep, const std::string& idx,
-                      const std::string& ext) { return n + "-" + kind + sep + idx + "-ubyte" + ext; };
-  auto exact = [&](const std::string& prefix, const std::string& kind, const std::string& idx) -> std::string {
+  // Every accepted file name of one kind of file, without a prefix.
+  auto file_names = [&](const std::string& kind, const std::string& idx) {
+    std::vector<std::string> out;
     for (const std::string& n : names)
       for (const std::string sep : {"-", "."})
-        for (const std::string ext : {"", ".gz"}) {
-          const std::string p = (std::filesystem::path(dir) / (prefix + file_name(n, kind, sep, idx, ext))).string();
-          if (std::filesystem::is_regular_file(p)) return p;
-        }
+        for (const std::string ext : {"", ".gz"}) out.push_back(n + "-" + kind + sep + idx + "-ubyte" + ext);
+    return out;
+  };
+  auto exact = [&](const std::string& prefix, const std::string& kind, const std::string& idx) -> std::string {
+    for (const std::string& f : file_names(kind, idx)) {
+      const std::string p = (std::filesystem::path(dir) / (prefix + f)).string();
+      if (std::filesystem::is_regular_file(p)) return p;
+    }
     return {};
   };
   // Images: NAME-images-idx3-ubyte[.gz], or one file that ends so after a prefix
@@ -182,18 +186,14 @@ LabelledImages load_idx_split(const std::string& dir, const std::string& name, i
   std::string prefix, ip = exact("", "images", "idx3");
   if (ip.empty()) {
     std::vector<std::pair<std::string, std::string>> found;  // (prefix, path)
+    const std::vector<std::string> tails = file_names("images", "idx3");
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
       if (!e.is_regular_file(ec)) continue;
       const std::string f = e.path().filename().string();
-      for (const std::string& n : names)
-        for (const std::string sep : {"-", "."})
-          for (const std::string ext : {"", ".gz"}) {
-            std::string tail(1, '-');
-            tail += file_name(n, "images", sep, "idx3", ext);
-            if (f.size() > tail.size() && f.compare(f.size() - tail.size(), tail.size(), tail) == 0)
-              found.emplace_back(f.substr(0, f.size() - tail.size() + 1), e.path().string());
-          }
+      for (const std::string& t : tails)
+        if (f.size() > t.size() + 1 && f.compare(f.size() - t.size() - 1, t.size() + 1, "-" + t) == 0)
+          found.emplace_back(f.substr(0, f.size() - t.size()), e.path().string());
     }
     if (found.size() > 1) {
       std::string list;
