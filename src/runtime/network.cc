@@ -267,6 +267,21 @@ void Layer::finish_setup(const std::string& name) {
   }
 }
 
+namespace {
+// dst[i] = src[i] − 128 as int8, which is src[i] with its top bit flipped; eight codes per
+// 64-bit word (the dense first layer of an MLP copies whole images this way).
+void copy_codes_centered(const uint8_t* src, int64_t n, int8_t* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, src + i, 8);
+    v ^= 0x8080808080808080ULL;
+    std::memcpy(dst + i, &v, 8);
+  }
+  for (; i < n; ++i) dst[i] = static_cast<int8_t>(src[i] ^ 0x80);
+}
+}  // namespace
+
 void Layer::forward(const uint8_t* in_codes, const uint64_t* in_bits, int64_t n, AlignedPtr<uint8_t>* out_codes,
                     AlignedPtr<uint64_t>* out_bits, float* out_logits) const {
   const int64_t rows = n * oh * ow, kk = k(), cin = in.c, wk = wpr_k(), win = packed_words_per_row(cin);
@@ -284,17 +299,24 @@ void Layer::forward(const uint8_t* in_codes, const uint64_t* in_bits, int64_t n,
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t img = r / (oh * ow), y = (r / ow) % oh, x = r % ow;
         int8_t* dst = a + r * kk;
-        for (int64_t i = 0; i < kh; ++i)
+        for (int64_t i = 0; i < kh; ++i) {
+          const int64_t iy = y * stride - pad + i, ix0 = x * stride - pad;
+          if (iy >= 0 && iy < in.h && ix0 >= 0 && ix0 + kw <= in.w) {
+            // The kernel row lies inside the image: its kw·cin codes are contiguous in the input
+            // (a dense layer's single row is the whole flattened image).
+            copy_codes_centered(in_codes + ((img * in.h + iy) * in.w + ix0) * cin, kw * cin, dst);
+            dst += kw * cin;
+            continue;
+          }
           for (int64_t j = 0; j < kw; ++j, dst += cin) {
-            const int64_t iy = y * stride - pad + i, ix = x * stride - pad + j;
+            const int64_t ix = ix0 + j;
             if (iy < 0 || iy >= in.h || ix < 0 || ix >= in.w) {
               std::memset(dst, 0x80, static_cast<std::size_t>(cin));
               continue;
             }
-            // x − 128 as int8 is x with its top bit flipped.
-            const uint8_t* src = in_codes + ((img * in.h + iy) * in.w + ix) * cin;
-            for (int64_t c = 0; c < cin; ++c) dst[c] = static_cast<int8_t>(src[c] ^ 0x80);
+            copy_codes_centered(in_codes + ((img * in.h + iy) * in.w + ix) * cin, cin, dst);
           }
+        }
       }
     });
   } else if (!identity_rows()) {
