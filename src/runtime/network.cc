@@ -61,6 +61,13 @@ AlignedPtr<T> alloc(int64_t count) {
   return make_aligned<T>(static_cast<std::size_t>(std::max<int64_t>(count, 1)));
 }
 
+// For buffers every element of which is written before it is read (GEMM operands and
+// accumulators): no zeroing pass.
+template <typename T>
+AlignedPtr<T> alloc_scratch(int64_t count) {
+  return make_aligned_uninit<T>(static_cast<std::size_t>(std::max<int64_t>(count, 1)));
+}
+
 }  // namespace
 
 // One stage: geometry, weights in kernel form, the per-position correction, epilogue.
@@ -293,7 +300,7 @@ void Layer::forward(const uint8_t* in_codes, const uint64_t* in_bits, int64_t n,
   AlignedPtr<uint64_t> a1;
   const uint64_t* abits = in_bits;
   if (!bits_in) {
-    a8 = alloc<int8_t>(rows * kk);
+    a8 = alloc_scratch<int8_t>(rows * kk);
     int8_t* a = a8.get();
     parallel_for(0, rows, 64, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
@@ -356,7 +363,7 @@ void Layer::forward(const uint8_t* in_codes, const uint64_t* in_bits, int64_t n,
     }
   }
 
-  AlignedPtr<int32_t> acc = alloc<int32_t>(rows * cout);
+  AlignedPtr<int32_t> acc = alloc_scratch<int32_t>(rows * cout);
   const std::span<int32_t> accs(acc.get(), static_cast<std::size_t>(rows * cout));
   if (rows > 0) {
     if (bits_in) {
