@@ -100,9 +100,18 @@ def prepare_environment(threads: int) -> None:
 
 
 def blas_core_name() -> str | None:
-    """OpenBLAS's name for the kernels it chose, if torch's BLAS is OpenBLAS."""
+    """The BLAS torch was built with: MKL (PyPI wheels), or OpenBLAS and the name of the kernels
+    it chose (Debian's torch, which links the system's libblas)."""
     import ctypes
 
+    try:
+        import torch
+
+        config = torch.__config__.show()
+        if "BLAS_INFO=mkl" in config:
+            return "MKL"
+    except (ImportError, AttributeError):
+        pass
     for name in ("libblas.so.3", "libopenblas.so.0"):
         try:
             lib = ctypes.CDLL(name)

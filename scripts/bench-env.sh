@@ -2,13 +2,16 @@
 # Creates (or completes) the Python environment for the peer benchmarks under bench/:
 # a virtual environment in .venv-bench/ at the repository root (ignored by git) on top of
 # Debian's Python, with
-#   - PyTorch 1.13 (CPU), OpenBLAS and matplotlib from Debian (python3-torch,
-#     libopenblas0-openmp, python3-matplotlib), seen through --system-site-packages;
-#   - from PyPI, pinned: tensorflow 2.16 + tf-keras 2.16 (Keras 2, which larq needs), larq,
+#   - numpy and matplotlib from Debian (python3-numpy, python3-matplotlib), seen through
+#     --system-site-packages;
+#   - from PyPI, pinned: torch 2.15 (its x86 wheel uses MKL and oneDNN on the CPU, several
+#     times faster than Debian's python3-torch 1.13 on OpenBLAS for small LSTMs, so it is the
+#     peer; it brings the CUDA libraries along, about 4 GB installed, unused here),
+#     tensorflow 2.16 + tf-keras 2.16 (Keras 2, which larq needs), larq,
 #     larq-compute-engine 0.16 (built against TensorFlow 2.16: keep the two in step),
 #     ai-edge-litert 1.4 (the LiteRT interpreter: integer LSTM peer and conformance goldens).
 # Safe to run again: it installs only what is missing. Needs network access to the Debian
-# archive and PyPI the first time (about 1 GB of wheels). Usage:
+# archive and PyPI the first time (about 2 GB of wheels). Usage:
 #   bash scripts/bench-env.sh           # then: .venv-bench/bin/python bench/bnn_mlp_peers.py
 #   bash scripts/bench-env.sh --check   # only report what is installed; exit 1 if incomplete
 set -euo pipefail
@@ -27,11 +30,7 @@ esac
 # The pinned PyPI set; bench/requirements.txt holds the same list for pip users.
 requirements="$LOWBIT_ROOT/bench/requirements.txt"
 
-# Debian's torch links the generic libblas.so.3, which is the slow reference BLAS unless an
-# optimised one is installed: OpenBLAS (OpenMP build, so that torch.set_num_threads also sets
-# its thread count) takes over that name through update-alternatives.
-debian_packages=(python3 python3-venv python3-pip python3-numpy python3-torch python3-matplotlib
-                 libopenblas0-openmp)
+debian_packages=(python3 python3-venv python3-pip python3-numpy python3-matplotlib)
 
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -51,7 +50,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "${missing[@]}"
 fi
 
-# Debian's python3 (not one found first on PATH): python3-torch is installed for it.
+# Debian's python3 (not one found first on PATH): the Debian Python packages are installed for it.
 system_python=/usr/bin/python3
 if [[ ! -x $py ]]; then
   if [[ $check_only -eq 1 ]]; then
