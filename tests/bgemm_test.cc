@@ -88,6 +88,16 @@ void check_shape(const Shape3& s, uint64_t seed, int64_t extra_words = 0) {
   ref::bgemm_threshold(a.view, b.view, thr, flip, wt);
   ref::bgemm_threshold(a.view, b.view, thr, {}, wtn);
 
+  // B packed ahead of time under each runnable variant: every call below is also made with
+  // each of them, so a packing whose layout matches the running kernel is read in place and
+  // the others are ignored; both must give the reference's outputs.
+  std::vector<BgemmPackedB> packs;
+  for (const std::string& name : detail::bgemm_runnable_variants()) {
+    detail::bgemm_force_variant(name);
+    packs.push_back(bgemm_pack_b(b.view));
+  }
+  detail::bgemm_force_variant("");
+
   const int saved_threads = num_threads();
   auto run_checks = [&] {
     for (int threads : {1, 2}) {
@@ -115,6 +125,16 @@ void check_shape(const Shape3& s, uint64_t seed, int64_t extra_words = 0) {
       ASSERT_TRUE(std::equal(o.begin(), o.end(), wtn.begin()));
       BitMatrix ov{o, s.m, s.n, 0};
       EXPECT_NO_THROW(validate(ov, "threshold output", /*check_padding=*/true));
+
+      for (std::size_t i = 0; i < packs.size(); ++i) {
+        SCOPED_TRACE("B packed for " + detail::bgemm_runnable_variants()[i]);
+        std::fill(f.begin(), f.end(), -7.0f);
+        bgemm_f32(a.view, b.view, scale, bias, f, ldc, &packs[i]);
+        ASSERT_EQ(0, std::memcmp(f.data(), want_f32.data(), csize * sizeof(float)));
+        std::fill(o.begin(), o.end(), ~uint64_t{0});
+        bgemm_threshold(a.view, b.view, thr, flip, o, &packs[i]);
+        ASSERT_TRUE(std::equal(o.begin(), o.end(), wt.begin()));
+      }
     }
   };
   // Every ISA level through dispatch, then every runnable variant by name (two variants can
@@ -226,6 +246,12 @@ TEST(Bgemm, RejectsBadArguments) {
   const std::span<uint64_t> o(out.get(), 32);
 
   expect_error([&] { bgemm_s32(a.view, b2.view, c, 6); }, "k=131");
+  // A packing of another B (here 6 x 131 bits) is refused, whatever kernel runs.
+  const BgemmPackedB other = bgemm_pack_b(b2.view);
+  if (other.panels) {
+    expect_error([&] { bgemm_threshold(a.view, b.view, thr, {}, o, &other); }, "packed B is 6x131");
+    expect_error([&] { bgemm_f32(a.view, b.view, {}, {}, f, 6, &other); }, "packed B is 6x131");
+  }
   expect_error([&] { bgemm_s32(a.view, b.view, c, 5); }, "ldc=5");
   expect_error([&] { bgemm_s32(a.view, b.view, std::span<int32_t>(c).first(23), 6); }, "needs 24");
   expect_error([&] { bgemm_s32(a.view, b.view, c, -1); }, "ldc=-1");

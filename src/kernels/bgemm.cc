@@ -30,11 +30,9 @@ uint64_t* bgemm_scratch(std::size_t words) {
   return buf.get();
 }
 
-namespace {
-
 // Transposes columns [c0, c0 + nr) of B (rows of B) into the word-interleaved panel layout.
 // Columns at or past n_end are zero so that the tile kernels never need a column tail.
-void pack_panel(const BgemmArgs& p, int64_t c0, int64_t n_end, int nr, bool pair_xor, uint64_t* panel) {
+void bgemm_pack_panel(const BgemmArgs& p, int64_t c0, int64_t n_end, int nr, bool pair_xor, uint64_t* panel) {
   const int64_t valid = std::min<int64_t>(nr, n_end - c0);
   for (int64_t j = 0; j < valid; ++j) {
     const uint64_t* src = p.b + (c0 + j) * p.ldb;
@@ -51,8 +49,6 @@ void pack_panel(const BgemmArgs& p, int64_t c0, int64_t n_end, int nr, bool pair
     for (int64_t w = 0; w < p.kw; ++w) panel[w * nr + j] = 0;
 }
 
-}  // namespace
-
 void bgemm_blocked(const BgemmMicro& micro, const BgemmArgs& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   if (m1 - m0 <= 4) {
     micro.few_rows(p, m0, static_cast<int>(m1 - m0), n0, n1);
@@ -68,12 +64,21 @@ void bgemm_blocked(const BgemmMicro& micro, const BgemmArgs& p, int64_t m0, int6
       std::clamp<int64_t>(kL2Budget / std::max<int64_t>(1, panel_words * 8), 1, panels_total);
   const int64_t half = p.kw / 2;  // kw is a multiple of 8
   const int64_t pair_words = micro.pair_xor ? micro.mr * half : 0;
-  uint64_t* panels = bgemm_scratch(static_cast<std::size_t>(panels_per_block * panel_words + pair_words));
-  uint64_t* a_pair = micro.pair_xor ? panels + panels_per_block * panel_words : nullptr;
+  // Panels packed ahead of time (a layer's constant weights) are read in place.
+  const bool prepacked = p.b_panels != nullptr && p.b_panels_nr == nr && p.b_panels_pair_xor == micro.pair_xor &&
+                         n0 % nr == 0;
+  const int64_t scratch_panels = prepacked ? 0 : panels_per_block;
+  uint64_t* scratch = bgemm_scratch(static_cast<std::size_t>(scratch_panels * panel_words + pair_words));
+  uint64_t* a_pair = micro.pair_xor ? scratch + scratch_panels * panel_words : nullptr;
   for (int64_t pb = 0; pb < panels_total; pb += panels_per_block) {
     const int64_t np = std::min(panels_per_block, panels_total - pb);
-    for (int64_t q = 0; q < np; ++q)
-      pack_panel(p, n0 + (pb + q) * nr, n1, nr, micro.pair_xor, panels + q * panel_words);
+    const uint64_t* panels = scratch;
+    if (prepacked) {
+      panels = p.b_panels + (n0 / nr + pb) * panel_words;
+    } else {
+      for (int64_t q = 0; q < np; ++q)
+        bgemm_pack_panel(p, n0 + (pb + q) * nr, n1, nr, micro.pair_xor, scratch + q * panel_words);
+    }
     for (int64_t m = m0; m < m1; m += micro.mr) {
       const int rows = static_cast<int>(std::min<int64_t>(micro.mr, m1 - m));
       if (micro.pair_xor) {
@@ -182,6 +187,52 @@ void run(const BgemmArgs& p) {
 
 const char* bgemm_kernel_name() { return chosen().name; }
 
+namespace {
+// The panel layout of a blocked variant; null for variants that read B unpacked.
+const detail::BgemmMicro* micro_of(BgemmFn fn) {
+#if defined(__x86_64__)
+  if (fn == detail::bgemm_avx512_vpopcnt_csa) return &detail::kBgemmMicroAvx512Csa;
+  if (fn == detail::bgemm_avx512_vpopcnt) return &detail::kBgemmMicroAvx512Vpopcnt;
+  if (fn == detail::bgemm_avx512_lut) return &detail::kBgemmMicroAvx512Lut;
+  if (fn == detail::bgemm_avx2_lut) return &detail::kBgemmMicroAvx2Lut;
+#endif
+  (void)fn;
+  return nullptr;
+}
+
+void use_packed(BgemmArgs& p, const BgemmPackedB* packed, const BitMatrix& b, const char* fn) {
+  if (packed == nullptr || !packed->panels) return;
+  LOWBIT_CHECK(packed->n == b.rows && packed->k == b.k, fn, ": the packed B is ", packed->n, "x", packed->k,
+               " bits but B is ", b.rows, "x", b.k);
+  p.b_panels = packed->panels.get();
+  p.b_panels_nr = packed->nr;
+  p.b_panels_pair_xor = packed->pair_xor;
+}
+}  // namespace
+
+BgemmPackedB bgemm_pack_b(const BitMatrix& b) {
+  validate(b, "bgemm_pack_b: B");
+  BgemmPackedB out;
+  out.n = b.rows;
+  out.k = b.k;
+  const detail::BgemmMicro* micro = micro_of(chosen().fn);
+  if (micro == nullptr || b.rows == 0) return out;
+  BgemmArgs p;
+  p.b = b.words.data();
+  p.ldb = effective_wpr(b);
+  p.n = b.rows;
+  p.k = b.k;
+  p.kw = packed_words_per_row(b.k);
+  const int nr = micro->nr;
+  const int64_t panels = (b.rows + nr - 1) / nr, panel_words = p.kw * nr;
+  out.panels = make_aligned_uninit<uint64_t>(static_cast<std::size_t>(panels * panel_words));
+  for (int64_t j = 0; j < panels; ++j)
+    detail::bgemm_pack_panel(p, j * nr, b.rows, nr, micro->pair_xor, out.panels.get() + j * panel_words);
+  out.nr = nr;
+  out.pair_xor = micro->pair_xor;
+  return out;
+}
+
 namespace detail {
 std::vector<std::string> bgemm_runnable_variants() {
   std::vector<std::string> names;
@@ -214,7 +265,7 @@ void bgemm_s32(const BitMatrix& a, const BitMatrix& b, std::span<int32_t> c, int
 }
 
 void bgemm_f32(const BitMatrix& a, const BitMatrix& b, std::span<const float> scale, std::span<const float> bias,
-               std::span<float> c, int64_t ldc) {
+               std::span<float> c, int64_t ldc, const BgemmPackedB* packed) {
   check_operands(a, b, "bgemm_f32");
   check_c(a.rows, b.rows, c.size(), ldc, "bgemm_f32");
   check_per_channel(scale.size(), b.rows, "bgemm_f32", "scale", true);
@@ -225,6 +276,7 @@ void bgemm_f32(const BitMatrix& a, const BitMatrix& b, std::span<const float> sc
   p.ldc = ldc;
   p.scale = scale.empty() ? nullptr : scale.data();
   p.bias = bias.empty() ? nullptr : bias.data();
+  use_packed(p, packed, b, "bgemm_f32");
   run(p);
 }
 
@@ -244,7 +296,7 @@ void check_threshold_args(const BitMatrix& a, const BitMatrix& b, std::span<cons
 }  // namespace
 
 void bgemm_threshold(const BitMatrix& a, const BitMatrix& b, std::span<const int32_t> threshold,
-                     std::span<const uint8_t> flip, std::span<uint64_t> out) {
+                     std::span<const uint8_t> flip, std::span<uint64_t> out, const BgemmPackedB* packed) {
   check_threshold_args(a, b, threshold, flip, out, "bgemm_threshold");
   BgemmArgs p = make_args(a, b);
   p.epilogue = BgemmEpilogue::kThreshold;
@@ -255,6 +307,7 @@ void bgemm_threshold(const BitMatrix& a, const BitMatrix& b, std::span<const int
   // Kernels only set bits, so the whole output (padding included) starts at zero. It is
   // 1/32 of the size of an int32 C, a negligible pass.
   std::fill_n(out.data(), a.rows * p.ldo, uint64_t{0});
+  use_packed(p, packed, b, "bgemm_threshold");
   run(p);
 }
 

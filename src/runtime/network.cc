@@ -91,6 +91,7 @@ class Layer {
   std::vector<int8_t> codes;         // codes input: [cout, K]
   kernels::PackedWeightsI8 packed;   // codes input
   AlignedPtr<uint64_t> wbits;        // bits input: [cout, wpr(K)]
+  kernels::BgemmPackedB wpanels;     // bits input: wbits in the GEMM kernel's panel layout
   // acc = mult · G + pos_bias[pos][c], G the GEMM result (see forward()).
   std::vector<int32_t> pos_bias;     // [P, cout], P = oh·ow when padded, else 1
   bool pos_dependent = false;
@@ -353,12 +354,13 @@ void Layer::forward(const uint8_t* in_codes, const uint64_t* in_bits, int64_t n,
     if (auto* s = std::get_if<SignEpilogue>(&epi)) {
       *out_bits = alloc<uint64_t>(rows * packed_words_per_row(cout));
       kernels::bgemm_threshold(am, bm, s->threshold, s->flip,
-                               std::span<uint64_t>(out_bits->get(), static_cast<std::size_t>(rows * packed_words_per_row(cout))));
+                               std::span<uint64_t>(out_bits->get(), static_cast<std::size_t>(rows * packed_words_per_row(cout))),
+                               &wpanels);
       return;
     }
     if (auto* af = std::get_if<AffineEpilogue>(&epi)) {
       kernels::bgemm_f32(am, bm, af->scale, af->bias, std::span<float>(out_logits, static_cast<std::size_t>(rows * cout)),
-                         cout);
+                         cout, &wpanels);
       return;
     }
   }
@@ -528,6 +530,10 @@ void Network::add_conv2d(const Conv2dSpec& spec) {
     l->wbits = alloc<uint64_t>(l->cout * l->wpr_k());
     kernels::pack_signs(spec.weight.data(), l->cout, kk, kk,
                         std::span<uint64_t>(l->wbits.get(), static_cast<std::size_t>(l->cout * l->wpr_k())));
+    // Rearranged once here rather than by every batched call.
+    l->wpanels = kernels::bgemm_pack_b(
+        {std::span<const uint64_t>(l->wbits.get(), static_cast<std::size_t>(l->cout * l->wpr_k())), l->cout, kk,
+         l->wpr_k()});
   } else {
     l->codes = spec.weight;
   }

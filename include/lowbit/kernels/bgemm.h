@@ -16,18 +16,32 @@
 #include <cstdint>
 #include <span>
 
+#include "lowbit/core/aligned.h"
 #include "lowbit/core/tensor.h"
 #include "lowbit/kernels/bitpack.h"
 
 namespace lowbit::kernels {
 
+// B rearranged once into the panel layout of the kernel that runs now, for a B used by many
+// calls (an inference layer's weights): calls given it skip packing B's panels. A call that
+// runs a kernel with another layout (bgemm_force_variant, a lower ISA cap set later) packs as
+// usual; the results are the same either way. Empty (no panels) when the kernel packs nothing.
+struct BgemmPackedB {
+  AlignedPtr<uint64_t> panels;
+  int nr = 0;
+  bool pair_xor = false;
+  int64_t n = 0, k = 0;
+};
+BgemmPackedB bgemm_pack_b(const BitMatrix& b);
+
 void bgemm_s32(const BitMatrix& a, const BitMatrix& b, std::span<int32_t> c, int64_t ldc);
+// `packed`, when given, must have been made from this same b.
 void bgemm_f32(const BitMatrix& a, const BitMatrix& b, std::span<const float> scale,
-               std::span<const float> bias, std::span<float> c, int64_t ldc);
+               std::span<const float> bias, std::span<float> c, int64_t ldc, const BgemmPackedB* packed = nullptr);
 // `out` holds M rows of packed_words_per_row(N) words (64-byte aligned); its padding bits are
 // written as zero. flip may be empty (no channel flipped); else flip[n] is 0 or 1.
 void bgemm_threshold(const BitMatrix& a, const BitMatrix& b, std::span<const int32_t> threshold,
-                     std::span<const uint8_t> flip, std::span<uint64_t> out);
+                     std::span<const uint8_t> flip, std::span<uint64_t> out, const BgemmPackedB* packed = nullptr);
 
 // Tensor forms: a b1[M,K], b b1[N,K] -> i32[M,N].
 Tensor bgemm(const Tensor& a, const Tensor& b);

@@ -96,9 +96,10 @@ LOWBIT_TARGET_AVX2 void few_rows(const BgemmArgs& p, int64_t m, int rows, int64_
 
 }  // namespace
 
+const BgemmMicro kBgemmMicroAvx2Lut{2, kNR, false, tile_any, few_rows};
+
 void bgemm_avx2_lut(const BgemmArgs& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  static const BgemmMicro micro{2, kNR, false, tile_any, few_rows};
-  bgemm_blocked(micro, p, m0, m1, n0, n1);
+  bgemm_blocked(kBgemmMicroAvx2Lut, p, m0, m1, n0, n1);
 }
 
 }  // namespace lowbit::kernels::detail

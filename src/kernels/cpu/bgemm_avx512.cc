@@ -315,19 +315,20 @@ LOWBIT_TARGET_AVX512 void lut_few_rows(const BgemmArgs& p, int64_t m, int rows, 
 
 }  // namespace
 
+const BgemmMicro kBgemmMicroAvx512Vpopcnt{8, kNR, false, vp_tile_any, vp_few_rows};
+const BgemmMicro kBgemmMicroAvx512Csa{kCsaRows, kNR, true, csa_tile_any, vp_few_rows};
+const BgemmMicro kBgemmMicroAvx512Lut{4, kNR, false, lut_tile_any, lut_few_rows};
+
 void bgemm_avx512_vpopcnt(const BgemmArgs& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  static const BgemmMicro micro{8, kNR, false, vp_tile_any, vp_few_rows};
-  bgemm_blocked(micro, p, m0, m1, n0, n1);
+  bgemm_blocked(kBgemmMicroAvx512Vpopcnt, p, m0, m1, n0, n1);
 }
 
 void bgemm_avx512_vpopcnt_csa(const BgemmArgs& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  static const BgemmMicro micro{kCsaRows, kNR, true, csa_tile_any, vp_few_rows};
-  bgemm_blocked(micro, p, m0, m1, n0, n1);
+  bgemm_blocked(kBgemmMicroAvx512Csa, p, m0, m1, n0, n1);
 }
 
 void bgemm_avx512_lut(const BgemmArgs& p, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  static const BgemmMicro micro{4, kNR, false, lut_tile_any, lut_few_rows};
-  bgemm_blocked(micro, p, m0, m1, n0, n1);
+  bgemm_blocked(kBgemmMicroAvx512Lut, p, m0, m1, n0, n1);
 }
 
 }  // namespace lowbit::kernels::detail

@@ -38,6 +38,12 @@ struct BgemmArgs {
   // kernel only ever sets bits of the columns it owns.
   uint64_t* out = nullptr;
   int64_t ldo = 0;
+  // Optional: all of B already in the panel layout below (panel j holds columns
+  // [j·nr, j·nr + nr)), for kernels whose layout is (b_panels_nr, b_panels_pair_xor). The
+  // blocking loop then reads its panels there instead of packing them; other kernels pack.
+  const uint64_t* b_panels = nullptr;
+  int b_panels_nr = 0;
+  bool b_panels_pair_xor = false;
 };
 
 using BgemmFn = void (*)(const BgemmArgs& args, int64_t m0, int64_t m1, int64_t n0, int64_t n1);
@@ -101,6 +107,17 @@ struct BgemmMicro {
   // the product: rows [m, m + rows) (rows <= 4) against columns [n0, n1).
   void (*few_rows)(const BgemmArgs& p, int64_t m, int rows, int64_t n0, int64_t n1);
 };
+
+// Packs columns [c0, c0 + nr) of B into one panel (zero columns at or past n_end).
+void bgemm_pack_panel(const BgemmArgs& p, int64_t c0, int64_t n_end, int nr, bool pair_xor, uint64_t* panel);
+
+// The micro-kernel layouts of the blocked variants (defined beside their kernels).
+#if defined(__x86_64__)
+extern const BgemmMicro kBgemmMicroAvx2Lut;
+extern const BgemmMicro kBgemmMicroAvx512Lut;
+extern const BgemmMicro kBgemmMicroAvx512Vpopcnt;
+extern const BgemmMicro kBgemmMicroAvx512Csa;
+#endif
 
 // Shared blocking loop: packs panels of B for [n0, n1) in blocks that fit in L2 and walks
 // A in tiles of mr rows over them. Rectangles with at most 4 rows use few_rows instead.
