@@ -44,6 +44,30 @@ if command -v python3 >/dev/null; then
   fi
 fi
 
+# bench/bnn_curve_torch.py writes the recipe it trains (standard library only until it trains):
+# the paper MLP narrowed to 32 units, which lowbit must accept and train; a recipe with layers
+# the cross-check does not build is refused in one line.
+if command -v python3 >/dev/null; then
+  if python3 "$src/bench/bnn_curve_torch.py" --recipe "$src/recipes/mnist-bnn.json" --hidden 32 --data "$mnist" \
+       --write-recipe "$tmp/h32.json" >/dev/null &&
+     python3 -c 'import json, sys; r = json.load(open(sys.argv[1]));
+u = [l["units"] for l in r["model"]["layers"] if l["type"] == "binary_dense"]
+sys.exit(0 if u == [32, 32, 32, 10] and r["name"] == "mnist-bnn-h32" else 1)' "$tmp/h32.json" &&
+     "$lowbit" train --recipe "$tmp/h32.json" --out "$tmp/h32" --stop-after 1 >/dev/null; then
+    pass "bnn_curve_torch --write-recipe: a recipe lowbit trains"
+  else
+    fail "bnn_curve_torch --write-recipe"
+  fi
+  status=0
+  err=$(python3 "$src/bench/bnn_curve_torch.py" --recipe "$src/recipes/cifar10-bnn.json" \
+          --write-recipe "$tmp/x.json" 2>&1 >/dev/null) || status=$?
+  if [[ $status -ne 0 && $(wc -l <<< "$err") -eq 1 && $err == "bnn_curve_torch: "*"binary_conv2d"* && ! -e $tmp/x.json ]]; then
+    pass "bnn_curve_torch refuses a conv recipe (status $status: $err)"
+  else
+    fail "bnn_curve_torch on a conv recipe: status $status: $err"
+  fi
+fi
+
 # The same two epochs in one run give the same metrics (all but the wall time).
 "$lowbit" train --recipe "$recipe" --out "$tmp/straight" --data "$mnist" >/dev/null
 strip() { sed -E 's/,"seconds":[^,}]*//' "$1"; }
