@@ -78,26 +78,7 @@ def build(recipe: dict, seed: int):
     import torch
     from torch import nn
 
-    class SignSTE(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return torch.ones_like(x).masked_fill_(x < 0, -1.0)
-
-        @staticmethod
-        def backward(ctx, grad):
-            (x,) = ctx.saved_tensors
-            return grad * (x.abs() <= 1).to(grad.dtype)
-
-    class BinaryDense(nn.Module):
-        def __init__(self, n_in, n_out):
-            super().__init__()
-            self.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-1.0, 1.0))
-            self.lr_scale = 1.0 / math.sqrt(1.5 / (n_in + n_out))
-
-        def forward(self, x):
-            # The latent weight itself is in [-1, 1] (clipped), so the STE's mask is all ones.
-            return nn.functional.linear(x, SignSTE.apply(self.weight))
+    SignSTE, BinaryDense = peers.torch_binary_modules()
 
     class Sign(nn.Module):
         def forward(self, x):

@@ -218,13 +218,15 @@ def batches_of(x, batch: int):
 # PyTorch: the binary MLP, trained.
 
 
-def torch_bnn(hidden: int, depth: int, seed: int):
+def torch_binary_modules():
+    """The BNN building blocks in PyTorch (also used by bnn_curve_torch.py): SignSTE, sign with
+    sign(0) = +1 whose backward passes the gradient where |x| <= 1 (hardtanh), and BinaryDense,
+    x @ sign(W) over latent weights uniform in [-1, 1], with the paper's per-layer step scale
+    1/sqrt(1.5 / (fan_in + fan_out)) as `lr_scale`."""
     import torch
     from torch import nn
 
     class SignSTE(torch.autograd.Function):
-        """sign with sign(0) = +1; backward passes the gradient where |x| <= 1 (hardtanh)."""
-
         @staticmethod
         def forward(ctx, x):
             ctx.save_for_backward(x)
@@ -238,11 +240,20 @@ def torch_bnn(hidden: int, depth: int, seed: int):
     class BinaryDense(nn.Module):
         def __init__(self, n_in, n_out):
             super().__init__()
-            # Latent weights, uniform in [-1, 1]; the forward pass uses their signs.
             self.weight = nn.Parameter(torch.empty(n_out, n_in).uniform_(-1.0, 1.0))
+            self.lr_scale = 1.0 / math.sqrt(1.5 / (n_in + n_out))
 
         def forward(self, x):
             return nn.functional.linear(x, SignSTE.apply(self.weight))
+
+    return SignSTE, BinaryDense
+
+
+def torch_bnn(hidden: int, depth: int, seed: int):
+    import torch
+    from torch import nn
+
+    SignSTE, BinaryDense = torch_binary_modules()
 
     class BinaryMLP(nn.Module):
         def __init__(self):
@@ -281,8 +292,7 @@ def train_torch(model, x_train, y_train, x_test, y_test, *, epochs: int, batch: 
     # Adam; binary weights get the paper's per-layer scale 1/sqrt(1.5 / (fan_in + fan_out)).
     groups = []
     for dense in model.dense:
-        n_out, n_in = dense.weight.shape
-        groups.append({"params": [dense.weight], "lr": lr / math.sqrt(1.5 / (n_in + n_out))})
+        groups.append({"params": [dense.weight], "lr": lr * dense.lr_scale})
     groups.append({"params": [p for bn in model.bn for p in bn.parameters()], "lr": lr})
     opt = torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8)
     latent = [d.weight for d in model.dense]
