@@ -161,6 +161,19 @@ TEST_F(Memn2nExport, BinaryVariantsAgree) {
   check(b, 1.0);
 }
 
+// product_quant: every product re-quantized to 8 bits before it is summed (the Q-MANN authors'
+// simulator); the runtime's 8-bit terms and sums equal the training graph's.
+TEST_F(Memn2nExport, ProductQuantizationAgrees) {
+  mm::Config c = small_8bit();
+  c.product_quant = true;
+  check(c, 0.5);
+  mm::Config q = c;
+  q.addressing = mm::Addressing::hamming;
+  q.score_shift = 1;
+  q.mq = true;
+  check(q, 0.7);
+}
+
 // Position encoding in quantized models: the weights are rounded to multiples of 2^-8, so the
 // runtime's integer sums equal the training graph's and fixed-point models agree on every
 // question.

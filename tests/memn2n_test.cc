@@ -144,7 +144,9 @@ TEST(Memn2nGrad, SignWindowOfBinaryAddressing) {
   for (size_t i = 0; i < off[a].size(); ++i) {
     nonzero_off += off[a][i] != 0.0f;
     nonzero_narrow += narrow[a][i] != 0.0f;
-    if (off[a][i] == 0.0f) EXPECT_EQ(narrow[a][i], 0.0f) << "A[" << i << "]";
+    if (off[a][i] == 0.0f) {
+      EXPECT_EQ(narrow[a][i], 0.0f) << "A[" << i << "]";
+    }
     blocked += off[a][i] != narrow[a][i];
   }
   EXPECT_GT(nonzero_off, 20);
@@ -273,6 +275,41 @@ TEST(Memn2nData, UnknownTestWordsBecomeUnkAndLongStoriesKeepTheLast50) {
   // The last memory is "mary went to room60": room60 unknown, mary known.
   EXPECT_EQ(enc[0].words[static_cast<size_t>(enc[0].offsets[49])], vocab.id("mary"));
   EXPECT_NE(vocab.id("mary"), data::BabiVocabulary::kUnknown);
+}
+
+// product_quant: with Q4.3 weights every product below 2^-3 truncates to 0 before the sum. With
+// every weight 1/8, one-word sentences and a one-word question, each product of the model is
+// 1/64 or 1/16, so its logits are all zero, while the same model with exact sums has logits of
+// 1/4. Binary formats are refused.
+TEST(Memn2nProductQuant, SmallProductsVanishBeforeTheSum) {
+  Config c;
+  c.dim = 8;
+  c.hops = 1;
+  c.quantized = true;
+  c.act_int_bits = c.weight_int_bits = 4;  // Q4.3: step 1/8
+  const int64_t V = 11;
+  Model model(c, V);
+  for (Matrix& m : model.matrices()) std::fill(m.w.begin(), m.w.end(), 0.125f);
+  model.zero_null_rows();
+  Example ex;
+  ex.words = {2, 3, 4};
+  ex.offsets = {0, 1, 2, 3};
+  ex.query = {5};
+  ex.answer = 6;
+  std::vector<float> exact, per_product;
+  forward_backward(model, quantize_weights(model), ex, false, {}, nullptr, nullptr, nullptr, &exact);
+  Config pc = c;
+  pc.product_quant = true;
+  Model pmodel(pc, V);
+  pmodel.matrices() = model.matrices();
+  forward_backward(pmodel, quantize_weights(pmodel), ex, false, {}, nullptr, nullptr, nullptr, &per_product);
+  ASSERT_EQ(exact.size(), per_product.size());
+  for (float v : per_product) EXPECT_EQ(v, 0.0f);
+  for (size_t v = 1; v < exact.size(); ++v) EXPECT_EQ(exact[v], 0.25f) << v;  // row 0 is the null word's
+
+  Config bad = pc;
+  bad.weight_bits = 1;
+  EXPECT_THROW(bad.validate(), Error);
 }
 
 TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {

@@ -53,6 +53,8 @@ void Config::validate() const {
     LOWBIT_CHECK(weight_bits >= 1 && weight_bits <= 8, "memn2n: weight_bits ", weight_bits, " (expected 1..8)");
     LOWBIT_CHECK(weight_bits == 1 || (weight_int_bits >= 0 && weight_int_bits <= weight_bits - 1),
                  "memn2n: weight_int_bits ", weight_int_bits, " (expected 0..", weight_bits - 1, ")");
+    LOWBIT_CHECK(!product_quant || (weight_bits >= 2 && act_bits >= 2),
+                 "memn2n: product_quant needs fixed-point weights and activations (weight_bits and act_bits >= 2)");
   }
 }
 
@@ -263,6 +265,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   const bool pe = cfg.encoding == Encoding::position;
   const FixedFormat act = cfg.act_format(), att = cfg.attention_format();
   const bool q = cfg.quantized;
+  const bool pq = q && cfg.product_quant;
   const bool bin_acts = cfg.binary_acts();
 
   auto row_id = [&](int32_t id) {
@@ -367,23 +370,36 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
     quant_to(M[kk].data(), n * d, wf);
     quant_to(C[kk].data(), n * d, wf);
     const float* u = U[kk].data();
+    const FastQ wq(wf);  // products re-quantized to the hop's weight format (product_quant)
     for (int64_t i = 0; i < n; ++i) {
       const float* m = M[kk].data() + i * d;
       float acc = 0.0f;
       if (cfg.addressing == Addressing::dot) {
-        for (int64_t j = 0; j < d; ++j) acc += m[j] * u[j];
+        if (pq) {
+          for (int64_t j = 0; j < d; ++j) acc += wq(m[j] * u[j]);
+        } else {
+          for (int64_t j = 0; j < d; ++j) acc += m[j] * u[j];
+        }
       } else if (sign_sim) {
         for (int64_t j = 0; j < d; ++j) acc += sgn(m[j]) * sgn(u[j]);
         acc *= scale;
       } else if (q) {
         // hamming_similarity inlined
         const float fs = std::ldexp(1.0f, act.frac_bits), un1 = std::ldexp(1.0f, -(act.int_bits + act.frac_bits));
-        for (int64_t j = 0; j < d; ++j) {
-          // m and u are 8-bit fixed-point values (below 2^7), so the int conversion is the floor.
-          const float t = static_cast<float>(static_cast<int32_t>(std::fabs(m[j] - u[j]) * fs)) * un1;
-          acc += sgn(m[j]) * sgn(u[j]) * std::max(0.0f, top - t);
+        if (pq) {
+          const FastQ aq(act);
+          for (int64_t j = 0; j < d; ++j) {
+            const float t = static_cast<float>(static_cast<int32_t>(std::fabs(m[j] - u[j]) * fs)) * un1;
+            acc += aq(scale * sgn(m[j]) * sgn(u[j]) * std::max(0.0f, top - t));
+          }
+        } else {
+          for (int64_t j = 0; j < d; ++j) {
+            // m and u are 8-bit fixed-point values (below 2^7), so the int conversion is the floor.
+            const float t = static_cast<float>(static_cast<int32_t>(std::fabs(m[j] - u[j]) * fs)) * un1;
+            acc += sgn(m[j]) * sgn(u[j]) * std::max(0.0f, top - t);
+          }
+          acc *= scale;
         }
-        acc *= scale;
       } else {
         for (int64_t j = 0; j < d; ++j) acc += sgn(m[j]) * sgn(u[j]) * (top - std::fabs(m[j] - u[j]) * inv2i);
         acc *= scale;
@@ -407,7 +423,11 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
     for (int64_t i = 0; i < n; ++i) {
       const float pi = PQ[kk][static_cast<size_t>(i)];
       const float* c = C[kk].data() + i * d;
-      for (int64_t j = 0; j < d; ++j) o[static_cast<size_t>(j)] += pi * c[j];
+      if (pq) {
+        for (int64_t j = 0; j < d; ++j) o[static_cast<size_t>(j)] += wq(pi * c[j]);
+      } else {
+        for (int64_t j = 0; j < d; ++j) o[static_cast<size_t>(j)] += pi * c[j];
+      }
     }
     quant_to(o.data(), d, act);
     U[kk + 1].assign(static_cast<size_t>(d), 0.0f);
@@ -417,7 +437,11 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
       for (int64_t r = 0; r < d; ++r) {
         float acc = 0.0f;
         const float* h = QH.data() + r * d;
-        for (int64_t j = 0; j < d; ++j) acc += h[j] * u[j];
+        if (pq) {
+          for (int64_t j = 0; j < d; ++j) acc += wq(h[j] * u[j]);
+        } else {
+          for (int64_t j = 0; j < d; ++j) acc += h[j] * u[j];
+        }
         un[r] = acc;
       }
       quant_to(un, d, act);
@@ -432,10 +456,15 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   const auto& QW = qw.q[static_cast<size_t>(sa)][static_cast<size_t>(model.w_index())];
   std::vector<float> logit(static_cast<size_t>(V));
   const float* uk = U[static_cast<size_t>(K)].data();
+  const FastQ answer_q(cfg.weight_format(-1));
   for (int64_t v = 0; v < V; ++v) {
     float acc = 0.0f;
     const float* w = QW.data() + v * d;
-    for (int64_t j = 0; j < d; ++j) acc += w[j] * uk[j];
+    if (pq) {
+      for (int64_t j = 0; j < d; ++j) acc += answer_q(w[j] * uk[j]);
+    } else {
+      for (int64_t j = 0; j < d; ++j) acc += w[j] * uk[j];
+    }
     logit[static_cast<size_t>(v)] = acc;
   }
   const int64_t best = std::max_element(logit.begin(), logit.end()) - logit.begin();

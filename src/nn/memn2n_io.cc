@@ -75,13 +75,14 @@ Config parse_config(const json& m, const std::string& where) {
   if (m.contains("quantization") && !m.at("quantization").is_null()) {
     const json& q = m.at("quantization");
     const std::string w = where + ".quantization";
-    check_keys(q, {"act_bits", "act_int_bits", "weight_bits", "weight_int_bits", "mq"}, w);
+    check_keys(q, {"act_bits", "act_int_bits", "weight_bits", "weight_int_bits", "mq", "product_quant"}, w);
     c.quantized = true;
     get(q, "act_bits", c.act_bits, w);
     get(q, "act_int_bits", c.act_int_bits, w);
     get(q, "weight_bits", c.weight_bits, w);
     get(q, "weight_int_bits", c.weight_int_bits, w);
     get(q, "mq", c.mq, w);
+    get(q, "product_quant", c.product_quant, w);
   }
   c.validate();
   return c;
@@ -103,7 +104,8 @@ json config_to(const Config& c) {
                          {"act_int_bits", c.act_int_bits},
                          {"weight_bits", c.weight_bits},
                          {"weight_int_bits", c.weight_int_bits},
-                         {"mq", c.mq}};
+                         {"mq", c.mq},
+                         {"product_quant", c.product_quant}};
   else if (c.addressing == Addressing::hamming)
     m["quantization"] = nullptr;
   return m;

@@ -104,6 +104,7 @@ io::ModelFile export_memn2n(const mm::Model& model, std::span<const std::string>
                    {"tying", c.tying == mm::Tying::adjacent ? "adjacent" : "layerwise"},
                    {"addressing", c.addressing == mm::Addressing::dot ? "dot" : "hamming"},
                    {"score_shift", c.score_shift},
+                   {"product_quant", c.product_quant},
                    {"act_format", fmt_json(c.act_format())},
                    {"attention_format", fmt_json(c.attention_format())},
                    {"weight_formats", wf},
@@ -159,6 +160,7 @@ Memn2nRuntime Memn2nRuntime::from_model_file(const io::ModelFile& file, const st
     rt.layerwise_ = m.at("tying").get<std::string>() == "layerwise";
     rt.hamming_ = m.at("addressing").get<std::string>() == "hamming";
     rt.score_shift_ = m.at("score_shift").get<int>();
+    rt.product_quant_ = m.value("product_quant", false);
     auto fmt = [](const json& j) { return Fmt{j.at(0).get<int>(), j.at(1).get<int>()}; };
     rt.act_ = fmt(m.at("act_format"));
     rt.att_ = fmt(m.at("attention_format"));
@@ -172,6 +174,11 @@ Memn2nRuntime Memn2nRuntime::from_model_file(const io::ModelFile& file, const st
                    static_cast<int64_t>(rt.vocab_.size()) == rt.V_ && rt.mem_ >= 1,
                source, ": inconsistent MemN2N metadata");
   const json alphas = m.value("binary_alpha", json::object());
+  if (rt.product_quant_) {
+    bool fixed = !rt.act_.binary() && !rt.ansf_.binary();
+    for (const Fmt& f : rt.wf_) fixed = fixed && !f.binary();
+    LOWBIT_CHECK(fixed, source, ": product_quant needs fixed-point weight and activation formats");
+  }
   const int64_t rows = rt.V_ + (rt.temporal_ ? rt.mem_ : 0);
   auto load = [&](const std::string& name, int64_t expect_rows) {
     Mat x = load_mat(file, name, source);
@@ -291,8 +298,14 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
     } else if (!hamming_) {
       for (int64_t i = 0; i < n; ++i) {
         int64_t s = 0;
-        for (int64_t j = 0; j < d; ++j) s += M[static_cast<size_t>(i * d + j)] * u[static_cast<size_t>(j)];
-        z[static_cast<size_t>(i)] = bin_acts ? s : requant(s, wf.f + act_.f, act_);
+        if (product_quant_) {
+          for (int64_t j = 0; j < d; ++j)
+            s += requant(M[static_cast<size_t>(i * d + j)] * u[static_cast<size_t>(j)], wf.f + act_.f, wf);
+          z[static_cast<size_t>(i)] = requant(s, wf.f, act_);
+        } else {
+          for (int64_t j = 0; j < d; ++j) s += M[static_cast<size_t>(i * d + j)] * u[static_cast<size_t>(j)];
+          z[static_cast<size_t>(i)] = bin_acts ? s : requant(s, wf.f + act_.f, act_);
+        }
       }
       if (bin_acts) z_frac = 0;
     } else {
@@ -305,9 +318,11 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
           const int64_t A2 = a * (int64_t{1} << (G - wf.f)), B2 = b * (int64_t{1} << (G - act_.f));
           const int64_t D = A2 > B2 ? A2 - B2 : B2 - A2;
           const int64_t mag = std::max<int64_t>(0, top - (D >> (G - act_.f)));
-          s += ((a >= 0) == (b >= 0)) ? mag : -mag;
+          const int64_t term = ((a >= 0) == (b >= 0)) ? mag : -mag;
+          s += product_quant_ ? requant(term, act_.i + act_.f + score_shift_, act_) : term;
         }
-        z[static_cast<size_t>(i)] = requant(s, act_.i + act_.f + score_shift_, act_);
+        z[static_cast<size_t>(i)] = product_quant_ ? requant(s, act_.f, act_)
+                                                   : requant(s, act_.i + act_.f + score_shift_, act_);
       }
     }
     // Fixed-point softmax to the attention format.
@@ -325,14 +340,26 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
     // o, H u, u + o.
     for (int64_t j = 0; j < d; ++j) {
       int64_t s = 0;
-      for (int64_t i = 0; i < n; ++i) s += p[static_cast<size_t>(i)] * C[static_cast<size_t>(i * d + j)];
-      const int64_t o = requant(s, att_.f + wf.f, act_);
+      int64_t o = 0;
+      if (product_quant_) {
+        for (int64_t i = 0; i < n; ++i)
+          s += requant(p[static_cast<size_t>(i)] * C[static_cast<size_t>(i * d + j)], att_.f + wf.f, wf);
+        o = requant(s, wf.f, act_);
+      } else {
+        for (int64_t i = 0; i < n; ++i) s += p[static_cast<size_t>(i)] * C[static_cast<size_t>(i * d + j)];
+        o = requant(s, att_.f + wf.f, act_);
+      }
       int64_t hu = u[static_cast<size_t>(j)];
       if (layerwise_) {
         const Mat& H = H_[static_cast<size_t>(k)];
         int64_t h = 0;
-        for (int64_t c = 0; c < d; ++c) h += H.value(j, c) * u[static_cast<size_t>(c)];
-        hu = H.binary ? requant(h * H.alpha, 10 + act_.f, act_) : requant(h, wf.f + act_.f, act_);
+        if (product_quant_) {
+          for (int64_t c = 0; c < d; ++c) h += requant(H.value(j, c) * u[static_cast<size_t>(c)], wf.f + act_.f, wf);
+          hu = requant(h, wf.f, act_);
+        } else {
+          for (int64_t c = 0; c < d; ++c) h += H.value(j, c) * u[static_cast<size_t>(c)];
+          hu = H.binary ? requant(h * H.alpha, 10 + act_.f, act_) : requant(h, wf.f + act_.f, act_);
+        }
       }
       un[static_cast<size_t>(j)] = requant(hu + o, act_.f, act_);
     }
@@ -343,7 +370,11 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
   int64_t best_v = 0;
   for (int64_t v = 0; v < V_; ++v) {
     int64_t s = 0;
-    for (int64_t j = 0; j < d; ++j) s += W_.value(v, j) * u[static_cast<size_t>(j)];
+    if (product_quant_) {
+      for (int64_t j = 0; j < d; ++j) s += requant(W_.value(v, j) * u[static_cast<size_t>(j)], ansf_.f + act_.f, ansf_);
+    } else {
+      for (int64_t j = 0; j < d; ++j) s += W_.value(v, j) * u[static_cast<size_t>(j)];
+    }
     if (v == 0 || s > best_v) {
       best_v = s;
       best = static_cast<int32_t>(v);
@@ -385,6 +416,19 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
   const uint64_t words64 = (d + 63) / 64;
   const bool position = m.value("encoding", std::string("bow")) == "position";
   const int pbits = 1 + mm::kPositionFracBits;  // position weights 0 ... 2^F, unsigned
+  // product_quant: each product is re-quantized to an 8-bit code (truncation is a shift; the
+  // saturation a 16-bit compare) and `terms` such codes are summed in 16 bits when they fit.
+  const bool pq = m.value("product_quant", false);
+  auto sum_bits = [](uint64_t terms, uint64_t max_term) { return terms * max_term <= 32767 ? 16 : 32; };
+  auto dot = [&](int mul_bits, uint64_t dots, uint64_t terms, const std::string& where) {
+    if (!pq) {
+      rt.mac(Arith::integer, mul_bits, 32, dots * terms, where);
+      return;
+    }
+    rt.add(OpKind::multiply, Arith::integer, mul_bits, dots * terms, where);
+    rt.add(OpKind::compare, Arith::integer, 16, dots * terms, where);
+    rt.add(OpKind::add, Arith::integer, sum_bits(terms, 127), dots * terms, where);
+  };
   // Embedding sums of `words` word rows of a `wbits`-bit matrix (plus `plain` unweighted rows):
   // adds for a bag of words; with position encoding each word row is multiplied by its weight
   // first (binary rows: the weight or its negation, an add).
@@ -422,9 +466,11 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
     } else if (hamming) {
       rt.add(OpKind::add, Arith::integer, 16, 2 * n * d, h + "addressing");  // |a − b|, top − t
       rt.add(OpKind::bitwise, Arith::integer, 8, n * d, h + "addressing");   // sign agreement
-      rt.add(OpKind::add, Arith::integer, 32, n * d, h + "addressing");      // accumulate
+      // accumulate (product_quant: terms re-quantized by a shift, below 2^(F − score_shift) codes)
+      const uint64_t max_term = uint64_t{1} << std::max(0, m.at("act_format").at(1).get<int>() - m.at("score_shift").get<int>());
+      rt.add(OpKind::add, Arith::integer, pq ? sum_bits(d, max_term) : 32, n * d, h + "addressing");
     } else {
-      rt.mac(Arith::integer, std::max(wbits, abits), 32, n * d, h + "addressing");
+      dot(std::max(wbits, abits), n, d, h + "addressing");
     }
     fp.mac(Arith::floating, 32, 32, n * d, h + "addressing");
     // Softmax.
@@ -435,12 +481,12 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
     fp.add(OpKind::add, Arith::floating, 32, n, h + "softmax");
     fp.add(OpKind::multiply, Arith::floating, 32, n, h + "softmax");
     // Read.
-    rt.mac(Arith::integer, 8, 32, n * d, h + "read");
+    dot(8, d, n, h + "read");
     fp.mac(Arith::floating, 32, 32, n * d, h + "read");
     // Controller.
     if (layerwise) {
       if (bin_w) rt.add(OpKind::add, Arith::integer, 16, d * d, h + "H");
-      else rt.mac(Arith::integer, std::max(wbits, abits), 32, d * d, h + "H");
+      else dot(std::max(wbits, abits), d, d, h + "H");
       fp.mac(Arith::floating, 32, 32, d * d, h + "H");
     }
     rt.add(OpKind::add, Arith::integer, 8, d, h + "u + o");
@@ -449,7 +495,7 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
   const json& af = m.at("answer_format");
   const bool bin_w = af.at(0) == 0 && af.at(1) == 0;
   if (bin_w) rt.add(OpKind::add, Arith::integer, 16, V * d, "answer");
-  else rt.mac(Arith::integer, std::max(abits, 1 + af.at(0).get<int>() + af.at(1).get<int>()), 32, V * d, "answer");
+  else dot(std::max(abits, 1 + af.at(0).get<int>() + af.at(1).get<int>()), V, d, "answer");
   rt.add(OpKind::compare, Arith::integer, 32, V, "answer");
   fp.mac(Arith::floating, 32, 32, V * d, "answer");
   fp.add(OpKind::compare, Arith::floating, 32, V, "answer");

@@ -79,6 +79,11 @@ struct Config {
   int act_bits = 8, act_int_bits = 5;        // activation format Q(I.F), F = bits − 1 − I (bits 1: binary)
   int weight_bits = 8, weight_int_bits = 5;  // base weight format (bits 1: binary with α scaling)
   bool mq = false;                           // per-hop weight formats
+  // Re-quantize every product of the matrix-vector products (dot-product addressing, the read
+  // o = Σ p·c, H·u, the answer layer) to the weight format of its hop before summing, and each
+  // scaled Hamming term to the activation format, as the Q-MANN authors' fixed-point simulator
+  // does (qmann.md §4, §5). Off: products are summed exactly and only the sum is re-quantized.
+  bool product_quant = false;
 
   quant::FixedFormat act_format() const;
   quant::FixedFormat weight_format(int hop) const;  // hop -1: the base format (answer layer)
@@ -213,7 +218,8 @@ TrainOutcome train(const Config& cfg, const TrainConfig& tc, int64_t vocab_size,
 //   "model":    Config keys: dim, hops, tying ("adjacent"|"layerwise"), encoding ("bow"|"position"),
 //               temporal, memory_size, addressing ("dot"|"hamming"), score_shift, hamming_sign_grad,
 //               sign_ste_window, and
-//               "quantization": {act_bits, act_int_bits, weight_bits, weight_int_bits, mq} (absent: float)
+//               "quantization": {act_bits, act_int_bits, weight_bits, weight_int_bits, mq,
+//                                product_quant} (absent: float)
 //   "training": TrainConfig keys (epochs, batch, lr, lr_halve_every, clip, init_std,
 //               linear_start_epochs, random_time, shuffle, early_stopping, seed) and runs
 // Unknown keys are errors.

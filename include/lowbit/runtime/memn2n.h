@@ -5,8 +5,10 @@
 // product, Q-MANN's weighted Hamming similarity on codes, or XNOR/popcount on sign bits; the
 // attention softmax is a fixed-point softmax with an integer exp (base-2 exponent split, a
 // 16-entry table and a quadratic); o, H u, u + o and the answer layer are integer MACs with
-// int32/int64 accumulators and sign-magnitude truncating re-quantization. Every step matches
-// the training graph's fake quantization exactly, except the softmax, whose rounding differs.
+// int32/int64 accumulators and sign-magnitude truncating re-quantization. With product_quant
+// (model metadata), every product of those sums and every scaled Hamming term is re-quantized
+// to 8 bits before it is added, so the sums fit 16-bit accumulators. Every step matches the
+// training graph's fake quantization exactly, except the softmax, whose rounding differs.
 #pragma once
 
 #include <cstdint>
@@ -59,6 +61,7 @@ class Memn2nRuntime {
   int hops_ = 0, score_shift_ = 3;
   bool temporal_ = true, layerwise_ = true, hamming_ = false;
   bool position_ = false;  // position encoding (weights in units of 2^−kPositionFracBits)
+  bool product_quant_ = false;  // products re-quantized before summing (nn::memn2n::Config)
   Fmt act_, att_;
   std::vector<Fmt> wf_;  // per hop
   Fmt ansf_;
