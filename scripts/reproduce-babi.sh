@@ -8,7 +8,8 @@
 #   scripts/reproduce-babi.sh --tasks 1,2,3           some tasks
 #   scripts/reproduce-babi.sh --runs N                runs (seeds) per task (default 10)
 #   scripts/reproduce-babi.sh --configs float,qmann8  some configurations: float, conv8, qmann8,
-#                                                     convbin, qmannbin
+#                                                     convbin, qmannbin, and conv8pq, qmann8pq (the
+#                                                     8-bit pair with per-product re-quantization)
 #   scripts/reproduce-babi.sh --epochs N              shorten every run
 #   scripts/reproduce-babi.sh --data DIR              bAbI root with en-10k/ and en/ (default
 #                                                     ../shared/data/babi, or LOWBIT_BABI_DATA)
@@ -47,6 +48,8 @@ recipe_of() {
     float) echo babi-memn2n-float ;;
     conv8) echo babi-conv-8bit ;;
     qmann8) echo babi-qmann-8bit ;;
+    conv8pq) echo babi-conv-8bit-pq ;;
+    qmann8pq) echo babi-qmann-8bit-pq ;;
     convbin) echo babi-conv-binary ;;
     qmannbin) echo babi-qmann-binary ;;
     *) echo "reproduce-babi.sh: unknown configuration '$1'" >&2; exit 2 ;;
@@ -83,9 +86,9 @@ import json, os, sys
 out, tasks, configs, runs, epochs, threads = sys.argv[1:7]
 tasks = [int(t) for t in tasks.split(",")]
 configs = configs.split(",")
-names = {"float": "float32", "conv8": "conv. 8-bit", "qmann8": "Q-MANN 8-bit", "convbin": "conv. binary",
-         "qmannbin": "Q-MANN binary"}
-order = [c for c in ["float", "conv8", "qmann8", "convbin", "qmannbin"] if c in configs]
+names = {"float": "float32", "conv8": "conv. 8-bit", "qmann8": "Q-MANN 8-bit", "conv8pq": "conv. 8-bit, per product",
+         "qmann8pq": "Q-MANN 8-bit, per product", "convbin": "conv. binary", "qmannbin": "Q-MANN binary"}
+order = [c for c in ["float", "conv8", "qmann8", "conv8pq", "qmann8pq", "convbin", "qmannbin"] if c in configs]
 rows, sums, secs = [], {c: [0.0, 0.0, 0] for c in order}, {c: 0 for c in order}
 for t in tasks:
     cells = []

@@ -315,7 +315,8 @@ TEST(Memn2nProductQuant, SmallProductsVanishBeforeTheSum) {
 TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
   const std::string dir = std::string(LOWBIT_SOURCE_DIR) + "/recipes/";
   for (const char* name : {"babi-memn2n-float", "babi-memn2n-pe", "babi-memn2n-pe-lw", "babi-conv-8bit",
-                           "babi-conv-binary", "babi-qmann-8bit", "babi-qmann-binary"}) {
+                           "babi-conv-binary", "babi-qmann-8bit", "babi-qmann-binary", "babi-conv-8bit-pq",
+                           "babi-qmann-8bit-pq"}) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(is_memn2n_recipe(dir + name + ".json"));
     const Recipe r = load_recipe(dir + name + ".json");
@@ -323,6 +324,16 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
     EXPECT_EQ(r.model.hops, 3);
     EXPECT_EQ(r.model.addressing, std::string(name).find("qmann") != std::string::npos ? Addressing::hamming
                                                                                       : Addressing::dot);
+    EXPECT_EQ(r.model.product_quant, std::string(name).ends_with("-pq"));
+  }
+  // The per-product pairs differ from the 8-bit recipes only in product_quant and in I (each
+  // chosen by its own validation sweep).
+  for (const char* base : {"babi-conv-8bit", "babi-qmann-8bit"}) {
+    Recipe a = load_recipe(dir + base + ".json"), b = load_recipe(dir + base + "-pq.json");
+    b.model.product_quant = false;
+    b.model.act_int_bits = a.model.act_int_bits;
+    b.model.weight_int_bits = a.model.weight_int_bits;
+    EXPECT_EQ(config_json(a.model), config_json(b.model)) << base;
   }
   // The float baseline of Sukhbaatar et al.: position encoding, linear start, random noise in time.
   const Recipe pe = load_recipe(dir + "babi-memn2n-pe.json");
