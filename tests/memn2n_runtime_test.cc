@@ -105,7 +105,7 @@ class Memn2nExport : public testing::TempDirTest {
     ASSERT_TRUE(reg.count("memn2n"));
     energy::OpTally model, fp;
     reg.at("memn2n")(f, model, fp);
-    uint64_t float_ops = 0, int_ops = 0, exps = 0;
+    uint64_t float_ops = 0, int_ops = 0, exps = 0, compares = 0;
     for (const auto& e : fp.entries()) {
       EXPECT_EQ(e.arith, energy::Arith::floating);
       float_ops += e.count;
@@ -114,6 +114,13 @@ class Memn2nExport : public testing::TempDirTest {
       EXPECT_EQ(e.arith, energy::Arith::integer);
       int_ops += e.count;
       if (e.kind == energy::OpKind::exp) exps += e.count;
+      if (e.kind == energy::OpKind::compare) compares += e.count;
+    }
+    // The argmax compares once per word; per-product re-quantization adds one saturation per product.
+    if (c.product_quant) {
+      EXPECT_GT(compares, static_cast<uint64_t>(t.vocab) * static_cast<uint64_t>(c.dim));
+    } else {
+      EXPECT_EQ(compares, static_cast<uint64_t>(t.vocab));
     }
     EXPECT_GT(float_ops, 0u);
     EXPECT_GT(int_ops, 0u);
