@@ -209,6 +209,17 @@ struct FastQ {
   }
 };
 
+// Σ a[j]·b[j] in order; with `q` (product_quant) each product is re-quantized before it is added.
+float dot_q(const float* a, const float* b, int64_t n, const FastQ* q) {
+  float acc = 0.0f;
+  if (q) {
+    for (int64_t j = 0; j < n; ++j) acc += (*q)(a[j] * b[j]);
+  } else {
+    for (int64_t j = 0; j < n; ++j) acc += a[j] * b[j];
+  }
+  return acc;
+}
+
 struct Quantizers {
   const Config& cfg;
   FixedFormat act, att;
@@ -375,11 +386,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
       const float* m = M[kk].data() + i * d;
       float acc = 0.0f;
       if (cfg.addressing == Addressing::dot) {
-        if (pq) {
-          for (int64_t j = 0; j < d; ++j) acc += wq(m[j] * u[j]);
-        } else {
-          for (int64_t j = 0; j < d; ++j) acc += m[j] * u[j];
-        }
+        acc = dot_q(m, u, d, pq ? &wq : nullptr);
       } else if (sign_sim) {
         for (int64_t j = 0; j < d; ++j) acc += sgn(m[j]) * sgn(u[j]);
         acc *= scale;
@@ -435,14 +442,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
     if (model.h_index() >= 0) {
       const auto& QH = qw.q[static_cast<size_t>(s)][static_cast<size_t>(model.h_index())];
       for (int64_t r = 0; r < d; ++r) {
-        float acc = 0.0f;
-        const float* h = QH.data() + r * d;
-        if (pq) {
-          for (int64_t j = 0; j < d; ++j) acc += wq(h[j] * u[j]);
-        } else {
-          for (int64_t j = 0; j < d; ++j) acc += h[j] * u[j];
-        }
-        un[r] = acc;
+        un[r] = dot_q(QH.data() + r * d, u, d, pq ? &wq : nullptr);
       }
       quant_to(un, d, act);
     } else {
@@ -457,16 +457,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   std::vector<float> logit(static_cast<size_t>(V));
   const float* uk = U[static_cast<size_t>(K)].data();
   const FastQ answer_q(cfg.weight_format(-1));
-  for (int64_t v = 0; v < V; ++v) {
-    float acc = 0.0f;
-    const float* w = QW.data() + v * d;
-    if (pq) {
-      for (int64_t j = 0; j < d; ++j) acc += answer_q(w[j] * uk[j]);
-    } else {
-      for (int64_t j = 0; j < d; ++j) acc += w[j] * uk[j];
-    }
-    logit[static_cast<size_t>(v)] = acc;
-  }
+  for (int64_t v = 0; v < V; ++v) logit[static_cast<size_t>(v)] = dot_q(QW.data() + v * d, uk, d, pq ? &answer_q : nullptr);
   const int64_t best = std::max_element(logit.begin(), logit.end()) - logit.begin();
   if (pred) *pred = static_cast<int32_t>(best);
   const float lmax = logit[static_cast<size_t>(best)];
