@@ -6,6 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
 
 #include "lowbit/core/error.h"
 #include "lowbit/energy/ops.h"
@@ -253,6 +254,18 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
     }
   }
   if (attention) attention->clear();
+  // Σ_j a(j)·b(j) of codes whose products have `from_frac` fraction bits, and the fraction bits of
+  // that sum. With product_quant each product is first re-quantized to `to` (the sum then has
+  // to.f fraction bits).
+  auto sum_products = [&](int64_t len, auto a, auto b, int from_frac, Fmt to) {
+    int64_t s = 0;
+    for (int64_t j = 0; j < len; ++j) {
+      const int64_t prod = a(j) * b(j);
+      s += product_quant_ ? requant(prod, from_frac, to) : prod;
+    }
+    return std::pair<int64_t, int>{s, product_quant_ ? to.f : from_frac};
+  };
+  auto u_at = [&](int64_t j) { return u[static_cast<size_t>(j)]; };
   std::vector<int64_t> M(static_cast<size_t>(n * d)), C(static_cast<size_t>(n * d)), z(static_cast<size_t>(n)),
       p(static_cast<size_t>(n));
   const int64_t wpr = words_for(d);
@@ -297,15 +310,9 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
       else z_frac = 0;
     } else if (!hamming_) {
       for (int64_t i = 0; i < n; ++i) {
-        int64_t s = 0;
-        if (product_quant_) {
-          for (int64_t j = 0; j < d; ++j)
-            s += requant(M[static_cast<size_t>(i * d + j)] * u[static_cast<size_t>(j)], wf.f + act_.f, wf);
-          z[static_cast<size_t>(i)] = requant(s, wf.f, act_);
-        } else {
-          for (int64_t j = 0; j < d; ++j) s += M[static_cast<size_t>(i * d + j)] * u[static_cast<size_t>(j)];
-          z[static_cast<size_t>(i)] = bin_acts ? s : requant(s, wf.f + act_.f, act_);
-        }
+        const auto [s, f] = sum_products(
+            d, [&](int64_t j) { return M[static_cast<size_t>(i * d + j)]; }, u_at, wf.f + act_.f, wf);
+        z[static_cast<size_t>(i)] = bin_acts ? s : requant(s, f, act_);
       }
       if (bin_acts) z_frac = 0;
     } else {
@@ -339,27 +346,15 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
     }
     // o, H u, u + o.
     for (int64_t j = 0; j < d; ++j) {
-      int64_t s = 0;
-      int64_t o = 0;
-      if (product_quant_) {
-        for (int64_t i = 0; i < n; ++i)
-          s += requant(p[static_cast<size_t>(i)] * C[static_cast<size_t>(i * d + j)], att_.f + wf.f, wf);
-        o = requant(s, wf.f, act_);
-      } else {
-        for (int64_t i = 0; i < n; ++i) s += p[static_cast<size_t>(i)] * C[static_cast<size_t>(i * d + j)];
-        o = requant(s, att_.f + wf.f, act_);
-      }
+      const auto [s, sf] = sum_products(
+          n, [&](int64_t i) { return p[static_cast<size_t>(i)]; },
+          [&](int64_t i) { return C[static_cast<size_t>(i * d + j)]; }, att_.f + wf.f, wf);
+      const int64_t o = requant(s, sf, act_);
       int64_t hu = u[static_cast<size_t>(j)];
       if (layerwise_) {
         const Mat& H = H_[static_cast<size_t>(k)];
-        int64_t h = 0;
-        if (product_quant_) {
-          for (int64_t c = 0; c < d; ++c) h += requant(H.value(j, c) * u[static_cast<size_t>(c)], wf.f + act_.f, wf);
-          hu = requant(h, wf.f, act_);
-        } else {
-          for (int64_t c = 0; c < d; ++c) h += H.value(j, c) * u[static_cast<size_t>(c)];
-          hu = H.binary ? requant(h * H.alpha, 10 + act_.f, act_) : requant(h, wf.f + act_.f, act_);
-        }
+        const auto [h, hf] = sum_products(d, [&](int64_t c) { return H.value(j, c); }, u_at, wf.f + act_.f, wf);
+        hu = H.binary ? requant(h * H.alpha, 10 + act_.f, act_) : requant(h, hf, act_);
       }
       un[static_cast<size_t>(j)] = requant(hu + o, act_.f, act_);
     }
@@ -369,12 +364,8 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
   int32_t best = 0;
   int64_t best_v = 0;
   for (int64_t v = 0; v < V_; ++v) {
-    int64_t s = 0;
-    if (product_quant_) {
-      for (int64_t j = 0; j < d; ++j) s += requant(W_.value(v, j) * u[static_cast<size_t>(j)], ansf_.f + act_.f, ansf_);
-    } else {
-      for (int64_t j = 0; j < d; ++j) s += W_.value(v, j) * u[static_cast<size_t>(j)];
-    }
+    const int64_t s =
+        sum_products(d, [&](int64_t j) { return W_.value(v, j); }, u_at, ansf_.f + act_.f, ansf_).first;
     if (v == 0 || s > best_v) {
       best_v = s;
       best = static_cast<int32_t>(v);
