@@ -221,7 +221,8 @@ TrainOutcome train(const Config& cfg, const TrainConfig& tc, int64_t vocab_size,
 //               "quantization": {act_bits, act_int_bits, weight_bits, weight_int_bits, mq,
 //                                product_quant} (absent: float)
 //   "training": TrainConfig keys (epochs, batch, lr, lr_halve_every, clip, init_std,
-//               linear_start_epochs, random_time, shuffle, early_stopping, seed) and runs
+//               linear_start_epochs, random_time, shuffle, clip_weights, early_stopping,
+//               es_patience, es_margin, seed) and runs
 // Unknown keys are errors.
 struct Recipe {
   std::string name, source;
