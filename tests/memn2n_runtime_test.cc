@@ -168,6 +168,41 @@ TEST_F(Memn2nExport, BinaryVariantsAgree) {
   check(b, 1.0);
 }
 
+// Memory vectors in the activation format: binary weights whose memories keep the α-scaled sums
+// (Q-MANN binary's recipe), and 8-bit weights whose memories are re-quantized from the weight
+// format Q2.5 to the activation format Q3.4. The counter prices the α scaling of binary rows.
+TEST_F(Memn2nExport, MemoryInActivationFormatAgrees) {
+  mm::Config c;
+  c.dim = 24;
+  c.hops = 2;
+  c.quantized = true;
+  c.weight_bits = 1;
+  c.addressing = mm::Addressing::hamming;
+  c.act_bits = 6;
+  c.act_int_bits = 2;
+  c.memory_act = true;
+  check(c, 1.0);
+  mm::Config e = small_8bit();
+  e.act_int_bits = 3;
+  e.memory_act = true;
+  check(e, 0.6);
+
+  auto multiplies16 = [](const mm::Config& cfg) {
+    const std::vector<std::string> words = {"<nil>", "a", "b", "c", "d"};
+    const io::ModelFile f = runtime::export_memn2n(mm::Model(cfg, 5), words, R"({"task": "1"})");
+    energy::OpTally model, fp;
+    energy::counter_registry().at("memn2n")(f, model, fp);
+    uint64_t n = 0;
+    for (const auto& x : model.entries())
+      if (x.kind == energy::OpKind::multiply && x.bits == 16) n += x.count;
+    return n;
+  };
+  mm::Config s = c;
+  s.memory_act = false;
+  EXPECT_EQ(multiplies16(s), 0u);
+  EXPECT_EQ(multiplies16(c), 2u * 2u * 50u * 24u);  // A and C sums, 50 memories, d 24, 2 hops
+}
+
 // product_quant: every product re-quantized to 8 bits before it is summed (the Q-MANN authors'
 // simulator); the runtime's 8-bit terms and sums equal the training graph's.
 TEST_F(Memn2nExport, ProductQuantizationAgrees) {

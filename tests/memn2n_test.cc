@@ -312,6 +312,75 @@ TEST(Memn2nProductQuant, SmallProductsVanishBeforeTheSum) {
   EXPECT_THROW(bad.validate(), Error);
 }
 
+// quantization.memory "activation": with binary weights the memory vectors keep the α-scaled
+// sums of their rows in the activation format instead of their signs, so the read o = Σ p_i c_i
+// (and with it the answer) changes while the sign-agreement addressing does not; the option is
+// refused for float models and with product_quant, and the recipe key is checked.
+TEST_F(Memn2nTrain, MemoryInTheActivationFormat) {
+  Config c;
+  c.dim = 16;
+  c.hops = 1;
+  c.quantized = true;
+  c.weight_bits = 1;
+  c.act_bits = 6;
+  c.act_int_bits = 2;
+  c.addressing = Addressing::hamming;
+  c.tying = Tying::adjacent;
+  const int64_t V = 11;
+  Model model(c, V);
+  model.init_normal(0.5f, 3);
+  std::mt19937 rng(5);
+  const Example ex = random_example(rng, V, 5);
+  std::vector<HopView> hs, ha;
+  std::vector<float> ls, la;
+  forward_backward(model, quantize_weights(model), ex, false, {}, nullptr, nullptr, &hs, &ls);
+  Config ca = c;
+  ca.memory_act = true;
+  EXPECT_EQ(ca.memory_format(0).int_bits, 2);
+  EXPECT_EQ(ca.memory_format(0).frac_bits, 3);
+  EXPECT_TRUE(c.memory_format(0).is_binary());
+  Model amodel(ca, V);
+  amodel.matrices() = model.matrices();
+  forward_backward(amodel, quantize_weights(amodel), ex, false, {}, nullptr, nullptr, &ha, &la);
+  ASSERT_EQ(hs.size(), 1u);
+  ASSERT_EQ(ha.size(), 1u);
+  EXPECT_EQ(hs[0].attention, ha[0].attention);  // addressing uses the signs either way
+  EXPECT_NE(ls, la);                            // the read does not
+  // The straight-through gradient reaches C through the read.
+  std::vector<std::vector<float>> grads;
+  for (const Matrix& m : amodel.matrices()) grads.emplace_back(m.w.size(), 0.0f);
+  forward_backward(amodel, quantize_weights(amodel), ex, false, {}, &grads, nullptr);
+  int64_t nonzero = 0;
+  for (float g : grads[static_cast<size_t>(amodel.c_index(0))]) nonzero += g != 0.0f;
+  EXPECT_GT(nonzero, 16);
+
+  Config bad = ca;
+  bad.quantized = false;
+  EXPECT_THROW(bad.validate(), Error);
+  bad = ca;
+  bad.weight_bits = bad.act_bits = 8;
+  bad.product_quant = true;
+  EXPECT_THROW(bad.validate(), Error);
+
+  const std::string base = std::string(LOWBIT_SOURCE_DIR) + "/recipes/babi-qmann-binary.json";
+  std::ifstream in(base);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  const std::string key = "\"mq\": true";
+  ASSERT_NE(text.find(key), std::string::npos);
+  auto with_memory = [&](const std::string& value) {
+    std::string t = text;
+    t.replace(t.find(key), key.size(), key + ", \"memory\": " + value);
+    const std::string path = (dir_ / "r.json").string();
+    std::ofstream(path) << t;
+    return path;
+  };
+  EXPECT_TRUE(load_recipe(with_memory("\"activation\"")).model.memory_act);
+  EXPECT_FALSE(load_recipe(with_memory("\"weight\"")).model.memory_act);
+  EXPECT_THROW(load_recipe(with_memory("\"bits\"")), Error);
+}
+
 TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
   const std::string dir = std::string(LOWBIT_SOURCE_DIR) + "/recipes/";
   for (const char* name : {"babi-memn2n-float", "babi-memn2n-pe", "babi-memn2n-pe-lw", "babi-conv-8bit",

@@ -32,6 +32,8 @@ FixedFormat Config::weight_format(int hop) const {
   return FixedFormat{i, weight_bits - 1 - i};
 }
 
+FixedFormat Config::memory_format(int hop) const { return memory_act ? act_format() : weight_format(hop); }
+
 FixedFormat Config::attention_format() const {
   if (act_bits == 1) return FixedFormat{0, 7};
   return act_format();
@@ -55,7 +57,10 @@ void Config::validate() const {
                  "memn2n: weight_int_bits ", weight_int_bits, " (expected 0..", weight_bits - 1, ")");
     LOWBIT_CHECK(!product_quant || (weight_bits >= 2 && act_bits >= 2),
                  "memn2n: product_quant needs fixed-point weights and activations (weight_bits and act_bits >= 2)");
+    LOWBIT_CHECK(!memory_act || !product_quant,
+                 "memn2n: quantization.memory \"activation\" and product_quant cannot be combined");
   }
+  LOWBIT_CHECK(!memory_act || quantized, "memn2n: quantization.memory applies to quantized models only");
 }
 
 // Data -----------------------------------------------------------------------------------------
@@ -378,8 +383,9 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
       embed(QA, w, len, tr, M[kk].data() + i * d);
       embed(QC, w, len, tr, C[kk].data() + i * d);
     }
-    quant_to(M[kk].data(), n * d, wf);
-    quant_to(C[kk].data(), n * d, wf);
+    const FixedFormat mf = cfg.memory_format(static_cast<int>(k));
+    quant_to(M[kk].data(), n * d, mf);
+    quant_to(C[kk].data(), n * d, mf);
     const float* u = U[kk].data();
     const FastQ wq(wf);  // products re-quantized to the hop's weight format (product_quant)
     for (int64_t i = 0; i < n; ++i) {

@@ -75,7 +75,7 @@ Config parse_config(const json& m, const std::string& where) {
   if (m.contains("quantization") && !m.at("quantization").is_null()) {
     const json& q = m.at("quantization");
     const std::string w = where + ".quantization";
-    check_keys(q, {"act_bits", "act_int_bits", "weight_bits", "weight_int_bits", "mq", "product_quant"}, w);
+    check_keys(q, {"act_bits", "act_int_bits", "weight_bits", "weight_int_bits", "mq", "product_quant", "memory"}, w);
     c.quantized = true;
     get(q, "act_bits", c.act_bits, w);
     get(q, "act_int_bits", c.act_int_bits, w);
@@ -83,6 +83,11 @@ Config parse_config(const json& m, const std::string& where) {
     get(q, "weight_int_bits", c.weight_int_bits, w);
     get(q, "mq", c.mq, w);
     get(q, "product_quant", c.product_quant, w);
+    if (q.contains("memory")) {
+      get(q, "memory", s, w);
+      LOWBIT_CHECK(s == "weight" || s == "activation", w, ": memory \"", s, "\" (expected weight or activation)");
+      c.memory_act = s == "activation";
+    }
   }
   c.validate();
   return c;
@@ -105,7 +110,8 @@ json config_to(const Config& c) {
                          {"weight_bits", c.weight_bits},
                          {"weight_int_bits", c.weight_int_bits},
                          {"mq", c.mq},
-                         {"product_quant", c.product_quant}};
+                         {"product_quant", c.product_quant},
+                         {"memory", c.memory_act ? "activation" : "weight"}};
   else if (c.addressing == Addressing::hamming)
     m["quantization"] = nullptr;
   return m;

@@ -106,6 +106,7 @@ io::ModelFile export_memn2n(const mm::Model& model, std::span<const std::string>
                    {"addressing", c.addressing == mm::Addressing::dot ? "dot" : "hamming"},
                    {"score_shift", c.score_shift},
                    {"product_quant", c.product_quant},
+                   {"memory", c.memory_act ? "activation" : "weight"},
                    {"act_format", fmt_json(c.act_format())},
                    {"attention_format", fmt_json(c.attention_format())},
                    {"weight_formats", wf},
@@ -162,6 +163,10 @@ Memn2nRuntime Memn2nRuntime::from_model_file(const io::ModelFile& file, const st
     rt.hamming_ = m.at("addressing").get<std::string>() == "hamming";
     rt.score_shift_ = m.at("score_shift").get<int>();
     rt.product_quant_ = m.value("product_quant", false);
+    const std::string mem = m.value("memory", std::string("weight"));
+    LOWBIT_CHECK(mem == "weight" || mem == "activation", source, ": memory \"", mem,
+                 "\" (expected weight or activation)");
+    rt.memory_act_ = mem == "activation";
     auto fmt = [](const json& j) { return Fmt{j.at(0).get<int>(), j.at(1).get<int>()}; };
     rt.act_ = fmt(m.at("act_format"));
     rt.att_ = fmt(m.at("attention_format"));
@@ -179,6 +184,7 @@ Memn2nRuntime Memn2nRuntime::from_model_file(const io::ModelFile& file, const st
     bool fixed = !rt.act_.binary() && !rt.ansf_.binary();
     for (const Fmt& f : rt.wf_) fixed = fixed && !f.binary();
     LOWBIT_CHECK(fixed, source, ": product_quant needs fixed-point weight and activation formats");
+    LOWBIT_CHECK(!rt.memory_act_, source, ": product_quant cannot be combined with memory \"activation\"");
   }
   const int64_t rows = rt.V_ + (rt.temporal_ ? rt.mem_ : 0);
   auto load = [&](const std::string& name, int64_t expect_rows) {
@@ -272,8 +278,13 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
   std::vector<uint64_t> mbits(static_cast<size_t>(n * wpr)), ubits(static_cast<size_t>(wpr));
   for (int k = 0; k < hops_; ++k) {
     const Fmt wf = wf_[static_cast<size_t>(k)];
+    const Fmt mf = memory_act_ ? act_ : wf;  // of the memory vectors
     const Mat& A = A_[static_cast<size_t>(k)];
     const Mat& Cm = C_[static_cast<size_t>(k)];
+    // Embedding sum (units of 2^−(frac + pf), binary rows: of α) to the memory format.
+    auto to_memory = [&](int64_t s, const Mat& mat) {
+      return mat.binary && !mf.binary() ? requant(s * mat.alpha, 10 + pf, mf) : requant(s, wf.f + pf, mf);
+    };
     for (int64_t i = 0; i < n; ++i) {
       const int32_t b = ex.offsets[static_cast<size_t>(i)], e = ex.offsets[static_cast<size_t>(i + 1)];
       const int64_t trow = temporal_ ? V_ + std::min<int64_t>(n - 1 - i, mem_ - 1) : -1;
@@ -281,8 +292,8 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
       for (int64_t j = 0; j < d; ++j) {
         const int64_t sa = embed_sum(A, b, e, ex.words.data(), trow, j, pc);
         const int64_t sc = embed_sum(Cm, b, e, ex.words.data(), trow, j, pc);
-        M[static_cast<size_t>(i * d + j)] = requant(sa, wf.f + pf, wf);  // saturation (binary: sign)
-        C[static_cast<size_t>(i * d + j)] = requant(sc, wf.f + pf, wf);
+        M[static_cast<size_t>(i * d + j)] = to_memory(sa, A);  // saturation (binary: sign)
+        C[static_cast<size_t>(i * d + j)] = to_memory(sc, Cm);
       }
     }
     // Addressing.
@@ -311,18 +322,18 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
     } else if (!hamming_) {
       for (int64_t i = 0; i < n; ++i) {
         const auto [s, f] = sum_products(
-            d, [&](int64_t j) { return M[static_cast<size_t>(i * d + j)]; }, u_at, wf.f + act_.f, wf);
+            d, [&](int64_t j) { return M[static_cast<size_t>(i * d + j)]; }, u_at, mf.f + act_.f, wf);
         z[static_cast<size_t>(i)] = bin_acts ? s : requant(s, f, act_);
       }
       if (bin_acts) z_frac = 0;
     } else {
-      const int G = std::max(wf.f, act_.f);
+      const int G = std::max(mf.f, act_.f);
       const int64_t top = (int64_t{1} << (act_.i + act_.f)) - 1;
       for (int64_t i = 0; i < n; ++i) {
         int64_t s = 0;
         for (int64_t j = 0; j < d; ++j) {
           const int64_t a = M[static_cast<size_t>(i * d + j)], b = u[static_cast<size_t>(j)];
-          const int64_t A2 = a * (int64_t{1} << (G - wf.f)), B2 = b * (int64_t{1} << (G - act_.f));
+          const int64_t A2 = a * (int64_t{1} << (G - mf.f)), B2 = b * (int64_t{1} << (G - act_.f));
           const int64_t D = A2 > B2 ? A2 - B2 : B2 - A2;
           const int64_t mag = std::max<int64_t>(0, top - (D >> (G - act_.f)));
           const int64_t term = ((a >= 0) == (b >= 0)) ? mag : -mag;
@@ -348,7 +359,7 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
     for (int64_t j = 0; j < d; ++j) {
       const auto [s, sf] = sum_products(
           n, [&](int64_t i) { return p[static_cast<size_t>(i)]; },
-          [&](int64_t i) { return C[static_cast<size_t>(i * d + j)]; }, att_.f + wf.f, wf);
+          [&](int64_t i) { return C[static_cast<size_t>(i * d + j)]; }, att_.f + mf.f, wf);
       const int64_t o = requant(s, sf, act_);
       int64_t hu = u[static_cast<size_t>(j)];
       if (layerwise_) {
@@ -381,6 +392,7 @@ std::string Memn2nRuntime::describe() const {
     << (hamming_ ? "Hamming" : "dot") << " addressing, activations Q" << act_.i << "." << act_.f << ", weights";
   for (const Fmt& f : wf_) s << (f.binary() ? " binary" : " Q" + std::to_string(f.i) + "." + std::to_string(f.f));
   s << ", vocabulary " << V_ << ", memory " << mem_;
+  if (memory_act_) s << " (memory vectors in the activation format)";
   return s.str();
 }
 
@@ -410,6 +422,7 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
   // product_quant: each product is re-quantized to an 8-bit code (truncation is a shift; the
   // saturation a 16-bit compare) and `terms` such codes are summed in 16 bits when they fit.
   const bool pq = m.value("product_quant", false);
+  const bool memory_act = m.value("memory", std::string("weight")) == "activation";
   auto sum_bits = [](uint64_t terms, uint64_t max_term) { return terms * max_term <= 32767 ? 16 : 32; };
   auto dot = [&](int mul_bits, uint64_t dots, uint64_t terms, const std::string& where) {
     if (!pq) {
@@ -449,6 +462,9 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
     const std::string h = "hop " + std::to_string(k + 1) + " ";
     // Memory and output embeddings: sums of rows.
     embedding(2 * n * w, 2 * n * (words_per_sentence - w), bin_w, wbits, h + "embedding");
+    // Binary rows kept as activation codes: each sum of ±1 codes is scaled by the matrix's α
+    // (11 bits) before its re-quantization.
+    if (memory_act && bin_w && !bin_acts) rt.add(OpKind::multiply, Arith::integer, 16, 2 * n * d, h + "embedding");
     // Addressing.
     if (bin_w && (hamming || bin_acts)) {
       rt.add(OpKind::bitwise, Arith::integer, 64, n * words64, h + "addressing");

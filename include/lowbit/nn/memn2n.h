@@ -18,7 +18,7 @@
 // saturation mask), with sign-magnitude Q(I.F) from quant/fixed_q.h, truncating:
 //   weights of hop k in the weight format of hop k (MQ: (I+1, F−1), (I, F), (I−1, F+1), ...),
 //   binary weights are α·sign(W) with α = mean|W| (rounded to a multiple of 2^−10);
-//   m, c in the hop's weight format; u, o, H u, u + o and the logits z in the activation format;
+//   m, c in the hop's weight format (or, with memory_act, the activation format); u, o, H u, u + o and the logits z in the activation format;
 //   products are exact and only sums are re-quantized, so an integer runtime computes the same
 //   values; the attention p is quantized to the activation format (Q0.7 when activations are
 //   binary); the answer layer uses the base weight format and is not re-quantized.
@@ -84,9 +84,16 @@ struct Config {
   // scaled Hamming term to the activation format, as the Q-MANN authors' fixed-point simulator
   // does (qmann.md §4, §5). Off: products are summed exactly and only the sum is re-quantized.
   bool product_quant = false;
+  // Format of the memory vectors m_i and c_i (sums of embedding rows): the hop's weight format
+  // (false, the default; binary weights give sign vectors) or the activation format (true), as
+  // the Q-MANN authors' binary mode keeps the memory side in fixed point and binarizes only the
+  // weights and the controller's side of the addressing. Recipe key quantization.memory:
+  // "weight" | "activation".
+  bool memory_act = false;
 
   quant::FixedFormat act_format() const;
   quant::FixedFormat weight_format(int hop) const;  // hop -1: the base format (answer layer)
+  quant::FixedFormat memory_format(int hop) const;  // of m_i and c_i in hop `hop`
   quant::FixedFormat attention_format() const;      // of p
   bool binary_weights() const { return quantized && weight_bits == 1; }
   bool binary_acts() const { return quantized && act_bits == 1; }
@@ -219,7 +226,7 @@ TrainOutcome train(const Config& cfg, const TrainConfig& tc, int64_t vocab_size,
 //               temporal, memory_size, addressing ("dot"|"hamming"), score_shift, hamming_sign_grad,
 //               sign_ste_window, and
 //               "quantization": {act_bits, act_int_bits, weight_bits, weight_int_bits, mq,
-//                                product_quant} (absent: float)
+//                                product_quant, memory} (absent: float)
 //   "training": TrainConfig keys (epochs, batch, lr, lr_halve_every, clip, init_std,
 //               linear_start_epochs, random_time, shuffle, clip_weights, early_stopping,
 //               es_patience, es_margin, seed) and runs

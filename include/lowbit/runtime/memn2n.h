@@ -1,7 +1,8 @@
 // Integer runtime of a quantized MemN2N (model kind "memn2n"; layout in docs/formats.md).
 //
 // Inference uses integer and bit operations only: embeddings are int8 Q(I.F) codes or packed
-// sign bits, memory vectors are int8 codes (binary: packed bits), addressing is an integer dot
+// sign bits, memory vectors are int8 codes (binary weights: sign bits, or with the metadata's
+// "memory": "activation" the α-scaled sums re-quantized to activation codes), addressing is an integer dot
 // product, Q-MANN's weighted Hamming similarity on codes, or XNOR/popcount on sign bits; the
 // attention softmax is a fixed-point softmax with an integer exp (base-2 exponent split, a
 // 16-entry table and a quadratic); o, H u, u + o and the answer layer are integer MACs with
@@ -62,6 +63,7 @@ class Memn2nRuntime {
   bool temporal_ = true, layerwise_ = true, hamming_ = false;
   bool position_ = false;  // position encoding (weights in units of 2^−kPositionFracBits)
   bool product_quant_ = false;  // products re-quantized before summing (nn::memn2n::Config)
+  bool memory_act_ = false;     // m_i, c_i in the activation format (nn::memn2n::Config::memory_act)
   Fmt act_, att_;
   std::vector<Fmt> wf_;  // per hop
   Fmt ansf_;
