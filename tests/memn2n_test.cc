@@ -362,7 +362,7 @@ TEST_F(Memn2nTrain, MemoryInTheActivationFormat) {
   bad.product_quant = true;
   EXPECT_THROW(bad.validate(), Error);
 
-  const std::string base = std::string(LOWBIT_SOURCE_DIR) + "/recipes/babi-qmann-binary.json";
+  const std::string base = std::string(LOWBIT_SOURCE_DIR) + "/recipes/babi-qmann-8bit.json";
   std::ifstream in(base);
   std::stringstream ss;
   ss << in.rdbuf();
@@ -394,6 +394,8 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
     EXPECT_EQ(r.model.addressing, std::string(name).find("qmann") != std::string::npos ? Addressing::hamming
                                                                                       : Addressing::dot);
     EXPECT_EQ(r.model.product_quant, std::string(name).ends_with("-pq"));
+    // Q-MANN binary keeps its memory vectors in the activation format (the authors' binary mode).
+    EXPECT_EQ(r.model.memory_act, std::string(name) == "babi-qmann-binary");
   }
   // The per-product pairs differ from the 8-bit recipes only in product_quant and in I (each
   // chosen by its own validation sweep).
