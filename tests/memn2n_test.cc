@@ -385,7 +385,7 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
   const std::string dir = std::string(LOWBIT_SOURCE_DIR) + "/recipes/";
   for (const char* name : {"babi-memn2n-float", "babi-memn2n-pe", "babi-memn2n-pe-lw", "babi-conv-8bit",
                            "babi-conv-binary", "babi-qmann-8bit", "babi-qmann-binary", "babi-conv-8bit-pq",
-                           "babi-qmann-8bit-pq"}) {
+                           "babi-qmann-8bit-pq", "babi-conv-binary-act6"}) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(is_memn2n_recipe(dir + name + ".json"));
     const Recipe r = load_recipe(dir + name + ".json");
@@ -394,8 +394,22 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
     EXPECT_EQ(r.model.addressing, std::string(name).find("qmann") != std::string::npos ? Addressing::hamming
                                                                                       : Addressing::dot);
     EXPECT_EQ(r.model.product_quant, std::string(name).ends_with("-pq"));
-    // Q-MANN binary keeps its memory vectors in the activation format (the authors' binary mode).
-    EXPECT_EQ(r.model.memory_act, std::string(name) == "babi-qmann-binary");
+    // Q-MANN binary keeps its memory vectors in the activation format (the authors' binary mode),
+    // and so does its same-width conventional baseline.
+    EXPECT_EQ(r.model.memory_act, std::string(name) == "babi-qmann-binary" || std::string(name).ends_with("-act6"));
+  }
+  // The same-width baseline is the conventional binary recipe with Q-MANN binary's activation and
+  // memory formats.
+  {
+    Recipe a = load_recipe(dir + "babi-conv-binary.json"), b = load_recipe(dir + "babi-conv-binary-act6.json");
+    const Recipe q = load_recipe(dir + "babi-qmann-binary.json");
+    EXPECT_EQ(b.model.act_bits, q.model.act_bits);
+    EXPECT_EQ(b.model.act_int_bits, q.model.act_int_bits);
+    b.model.act_bits = a.model.act_bits;
+    b.model.act_int_bits = a.model.act_int_bits;
+    b.model.memory_act = a.model.memory_act;
+    EXPECT_EQ(config_json(a.model), config_json(b.model));
+    EXPECT_EQ(a.training.epochs, b.training.epochs);
   }
   // The per-product pairs differ from the 8-bit recipes only in product_quant and in I (each
   // chosen by its own validation sweep).
