@@ -151,7 +151,8 @@ TEST_F(Memn2nExport, ConventionalEightBitAgrees) {
   check(small_8bit(), 0.3);
 }
 
-TEST_F(Memn2nExport, BinaryVariantsAgree) {
+// A small Q-MANN binary model: d 24, 2 hops, binary weights, Q2.3 activations, sign addressing.
+mm::Config small_qmann_binary() {
   mm::Config c;
   c.dim = 24;
   c.hops = 2;
@@ -160,6 +161,11 @@ TEST_F(Memn2nExport, BinaryVariantsAgree) {
   c.addressing = mm::Addressing::hamming;
   c.act_bits = 6;
   c.act_int_bits = 2;
+  return c;
+}
+
+TEST_F(Memn2nExport, BinaryVariantsAgree) {
+  const mm::Config c = small_qmann_binary();
   check(c, 1.0);
   mm::Config b = c;
   b.addressing = mm::Addressing::dot;
@@ -172,14 +178,7 @@ TEST_F(Memn2nExport, BinaryVariantsAgree) {
 // (Q-MANN binary's recipe), and 8-bit weights whose memories are re-quantized from the weight
 // format Q2.5 to the activation format Q3.4. The counter prices the α scaling of binary rows.
 TEST_F(Memn2nExport, MemoryInActivationFormatAgrees) {
-  mm::Config c;
-  c.dim = 24;
-  c.hops = 2;
-  c.quantized = true;
-  c.weight_bits = 1;
-  c.addressing = mm::Addressing::hamming;
-  c.act_bits = 6;
-  c.act_int_bits = 2;
+  mm::Config c = small_qmann_binary();
   c.memory_act = true;
   check(c, 1.0);
   mm::Config e = small_8bit();
