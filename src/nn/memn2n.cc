@@ -34,6 +34,14 @@ FixedFormat Config::weight_format(int hop) const {
 
 FixedFormat Config::memory_format(int hop) const { return memory_act ? act_format() : weight_format(hop); }
 
+const char* Config::memory_name(bool memory_act) { return memory_act ? "activation" : "weight"; }
+
+bool Config::parse_memory_name(const std::string& name, const std::string& where) {
+  LOWBIT_CHECK(name == "weight" || name == "activation", where, ": memory \"", name,
+               "\" (expected weight or activation)");
+  return name == "activation";
+}
+
 FixedFormat Config::attention_format() const {
   if (act_bits == 1) return FixedFormat{0, 7};
   return act_format();

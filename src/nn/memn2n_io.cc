@@ -85,8 +85,7 @@ Config parse_config(const json& m, const std::string& where) {
     get(q, "product_quant", c.product_quant, w);
     if (q.contains("memory")) {
       get(q, "memory", s, w);
-      LOWBIT_CHECK(s == "weight" || s == "activation", w, ": memory \"", s, "\" (expected weight or activation)");
-      c.memory_act = s == "activation";
+      c.memory_act = Config::parse_memory_name(s, w);
     }
   }
   c.validate();
@@ -111,7 +110,7 @@ json config_to(const Config& c) {
                          {"weight_int_bits", c.weight_int_bits},
                          {"mq", c.mq},
                          {"product_quant", c.product_quant},
-                         {"memory", c.memory_act ? "activation" : "weight"}};
+                         {"memory", Config::memory_name(c.memory_act)}};
   else if (c.addressing == Addressing::hamming)
     m["quantization"] = nullptr;
   return m;

@@ -106,7 +106,7 @@ io::ModelFile export_memn2n(const mm::Model& model, std::span<const std::string>
                    {"addressing", c.addressing == mm::Addressing::dot ? "dot" : "hamming"},
                    {"score_shift", c.score_shift},
                    {"product_quant", c.product_quant},
-                   {"memory", c.memory_act ? "activation" : "weight"},
+                   {"memory", mm::Config::memory_name(c.memory_act)},
                    {"act_format", fmt_json(c.act_format())},
                    {"attention_format", fmt_json(c.attention_format())},
                    {"weight_formats", wf},
@@ -163,10 +163,7 @@ Memn2nRuntime Memn2nRuntime::from_model_file(const io::ModelFile& file, const st
     rt.hamming_ = m.at("addressing").get<std::string>() == "hamming";
     rt.score_shift_ = m.at("score_shift").get<int>();
     rt.product_quant_ = m.value("product_quant", false);
-    const std::string mem = m.value("memory", std::string("weight"));
-    LOWBIT_CHECK(mem == "weight" || mem == "activation", source, ": memory \"", mem,
-                 "\" (expected weight or activation)");
-    rt.memory_act_ = mem == "activation";
+    rt.memory_act_ = mm::Config::parse_memory_name(m.value("memory", std::string("weight")), source);
     auto fmt = [](const json& j) { return Fmt{j.at(0).get<int>(), j.at(1).get<int>()}; };
     rt.act_ = fmt(m.at("act_format"));
     rt.att_ = fmt(m.at("attention_format"));
@@ -422,7 +419,7 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
   // product_quant: each product is re-quantized to an 8-bit code (truncation is a shift; the
   // saturation a 16-bit compare) and `terms` such codes are summed in 16 bits when they fit.
   const bool pq = m.value("product_quant", false);
-  const bool memory_act = m.value("memory", std::string("weight")) == "activation";
+  const bool memory_act = mm::Config::parse_memory_name(m.value("memory", std::string("weight")), "memn2n metadata");
   auto sum_bits = [](uint64_t terms, uint64_t max_term) { return terms * max_term <= 32767 ? 16 : 32; };
   auto dot = [&](int mul_bits, uint64_t dots, uint64_t terms, const std::string& where) {
     if (!pq) {

@@ -18,7 +18,8 @@
 // saturation mask), with sign-magnitude Q(I.F) from quant/fixed_q.h, truncating:
 //   weights of hop k in the weight format of hop k (MQ: (I+1, F−1), (I, F), (I−1, F+1), ...),
 //   binary weights are α·sign(W) with α = mean|W| (rounded to a multiple of 2^−10);
-//   m, c in the hop's weight format (or, with memory_act, the activation format); u, o, H u, u + o and the logits z in the activation format;
+//   m, c in the hop's weight format (memory_act: the activation format); u, o, H u, u + o and
+//   the logits z in the activation format;
 //   products are exact and only sums are re-quantized, so an integer runtime computes the same
 //   values; the attention p is quantized to the activation format (Q0.7 when activations are
 //   binary); the answer layer uses the base weight format and is not re-quantized.
@@ -90,6 +91,10 @@ struct Config {
   // weights and the controller's side of the addressing. Recipe key quantization.memory:
   // "weight" | "activation".
   bool memory_act = false;
+  // The name of memory_act in recipes and model metadata ("weight" | "activation"), and its
+  // parse, which throws naming `where` for any other name.
+  static const char* memory_name(bool memory_act);
+  static bool parse_memory_name(const std::string& name, const std::string& where);
 
   quant::FixedFormat act_format() const;
   quant::FixedFormat weight_format(int hop) const;  // hop -1: the base format (answer layer)

@@ -2,10 +2,10 @@
 //
 // Inference uses integer and bit operations only: embeddings are int8 Q(I.F) codes or packed
 // sign bits, memory vectors are int8 codes (binary weights: sign bits, or with the metadata's
-// "memory": "activation" the α-scaled sums re-quantized to activation codes), addressing is an integer dot
-// product, Q-MANN's weighted Hamming similarity on codes, or XNOR/popcount on sign bits; the
-// attention softmax is a fixed-point softmax with an integer exp (base-2 exponent split, a
-// 16-entry table and a quadratic); o, H u, u + o and the answer layer are integer MACs with
+// "memory": "activation" the α-scaled sums re-quantized to activation codes), addressing is an
+// integer dot product, Q-MANN's weighted Hamming similarity on codes, or XNOR/popcount on sign
+// bits; the attention softmax is a fixed-point softmax with an integer exp (base-2 exponent
+// split, a 16-entry table and a quadratic); o, H u, u + o and the answer layer are integer MACs with
 // int32/int64 accumulators and sign-magnitude truncating re-quantization. With product_quant
 // (model metadata), every product of those sums and every scaled Hamming term is re-quantized
 // to 8 bits before it is added, so the sums fit 16-bit accumulators. Every step matches the
