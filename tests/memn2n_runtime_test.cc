@@ -226,6 +226,9 @@ TEST_F(Memn2nExport, PositionEncodingAgreesExactly) {
   q.score_shift = 1;
   q.mq = true;
   check(q, 0.7, 1.0);
+  mm::Config qp = q;  // with every product and Hamming term re-quantized before it is summed
+  qp.product_quant = true;
+  check(qp, 0.7, 1.0);
   mm::Config b = c;  // binary weights: the runtime's mean-|W| scale is rounded to 2^-10
   b.dim = 24;
   b.weight_bits = 1;
