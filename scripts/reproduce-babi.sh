@@ -9,7 +9,9 @@
 #   scripts/reproduce-babi.sh --runs N                runs (seeds) per task (default 10)
 #   scripts/reproduce-babi.sh --configs float,qmann8  some configurations: float, conv8, qmann8,
 #                                                     convbin, qmannbin, and conv8pq, qmann8pq (the
-#                                                     8-bit pair with per-product re-quantization)
+#                                                     8-bit pair with per-product re-quantization),
+#                                                     conv8sat, qmann8sat, qmannbinsat (saturation-
+#                                                     masked training, attention in fraction bits)
 #   scripts/reproduce-babi.sh --epochs N              shorten every run
 #   scripts/reproduce-babi.sh --data DIR              bAbI root with en-10k/ and en/ (default
 #                                                     ../shared/data/babi, or LOWBIT_BABI_DATA)
@@ -52,6 +54,9 @@ recipe_of() {
     qmann8pq) echo babi-qmann-8bit-pq ;;
     convbin) echo babi-conv-binary ;;
     qmannbin) echo babi-qmann-binary ;;
+    conv8sat) echo babi-conv-8bit-sat ;;
+    qmann8sat) echo babi-qmann-8bit-sat ;;
+    qmannbinsat) echo babi-qmann-binary-sat ;;
     *) echo "reproduce-babi.sh: unknown configuration '$1'" >&2; exit 2 ;;
   esac
 }
@@ -87,8 +92,10 @@ out, tasks, configs, runs, epochs, threads = sys.argv[1:7]
 tasks = [int(t) for t in tasks.split(",")]
 configs = configs.split(",")
 names = {"float": "float32", "conv8": "conv. 8-bit", "qmann8": "Q-MANN 8-bit", "conv8pq": "conv. 8-bit, per product",
-         "qmann8pq": "Q-MANN 8-bit, per product", "convbin": "conv. binary", "qmannbin": "Q-MANN binary"}
-order = [c for c in ["float", "conv8", "qmann8", "conv8pq", "qmann8pq", "convbin", "qmannbin"] if c in configs]
+         "qmann8pq": "Q-MANN 8-bit, per product", "convbin": "conv. binary", "qmannbin": "Q-MANN binary",
+         "conv8sat": "conv. 8-bit, sat. mask", "qmann8sat": "Q-MANN 8-bit, sat. mask", "qmannbinsat": "Q-MANN binary, sat. mask"}
+order = [c for c in ["float", "conv8", "qmann8", "conv8pq", "qmann8pq", "conv8sat", "qmann8sat", "convbin", "qmannbin",
+                     "qmannbinsat"] if c in configs]
 rows, sums, secs = [], {c: [0.0, 0.0, 0] for c in order}, {c: 0 for c in order}
 for t in tasks:
     cells = []

@@ -215,6 +215,63 @@ TEST_F(Memn2nExport, ProductQuantizationAgrees) {
   check(q, 0.7);
 }
 
+// Rounding to nearest (Config::round_nearest): weights, sums, products and the attention are
+// rounded half away from zero in training and in the runtime alike.
+TEST_F(Memn2nExport, RoundingToNearestAgrees) {
+  mm::Config c = small_8bit();
+  c.round_nearest = true;
+  check(c, 0.3);
+  mm::Config q = c;
+  q.addressing = mm::Addressing::hamming;
+  q.score_shift = 1;
+  q.mq = true;
+  q.product_quant = true;
+  check(q, 0.7);
+
+  // The counter prices the rounding: per hop one add per logit, attention value, element of o and
+  // of H u (the memory sums and u_1 drop no bits here); with product_quant also one per product
+  // and per Hamming term.
+  auto adds = [](const mm::Config& cfg) {
+    const std::vector<std::string> words = {"<nil>", "a", "b", "c", "d"};
+    const io::ModelFile f = runtime::export_memn2n(mm::Model(cfg, 5), words, R"({"task": "1"})");
+    energy::OpTally model, fp;
+    energy::counter_registry().at("memn2n")(f, model, fp);
+    uint64_t n = 0;
+    for (const auto& x : model.entries())
+      if (x.kind == energy::OpKind::add) n += x.count;
+    return n;
+  };
+  mm::Config t = c;
+  t.round_nearest = false;
+  const uint64_t per_hop = 50 + 50 + 20 + 20;  // 50 memories, d 20
+  EXPECT_EQ(adds(c) - adds(t), 2u * per_hop);
+  mm::Config tq = q;
+  tq.round_nearest = false;
+  const uint64_t products = 50 * 20 + 20 * 50 + 20 * 20;  // addressing terms, read, H
+  EXPECT_EQ(adds(q) - adds(tq), 2u * (per_hop + products) + 5u * 20u);  // + the answer layer's products
+}
+
+// The attention in Q0.7 (Config::attention_fraction) instead of the activation format, trained
+// with the saturation mask: the runtime reads the format from the metadata and agrees.
+TEST_F(Memn2nExport, AttentionInFractionFormatAgrees) {
+  mm::Config c = small_8bit();
+  c.attention_fraction = true;
+  c.saturation_mask = true;
+  EXPECT_EQ(c.attention_format().int_bits, 0);
+  EXPECT_EQ(c.attention_format().frac_bits, 7);
+  const std::vector<std::string> words = {"<nil>", "a", "b", "c", "d"};
+  const io::ModelFile f = runtime::export_memn2n(mm::Model(c, 5), words, R"({"task": "1"})");
+  const auto meta = nlohmann::json::parse(f.metadata);
+  EXPECT_EQ(meta.at("model").at("attention_format"), nlohmann::json::array({0, 7}));
+  EXPECT_EQ(meta.at("model").at("act_format"), nlohmann::json::array({2, 5}));
+  check(c, 0.3);
+  mm::Config q = c;
+  q.addressing = mm::Addressing::hamming;
+  q.score_shift = 1;
+  q.mq = true;
+  check(q, 0.7);
+}
+
 // Position encoding in quantized models: the weights are rounded to multiples of 2^-8, so the
 // runtime's integer sums equal the training graph's and fixed-point models agree on every
 // question.

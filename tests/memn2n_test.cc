@@ -312,6 +312,52 @@ TEST(Memn2nProductQuant, SmallProductsVanishBeforeTheSum) {
   EXPECT_THROW(bad.validate(), Error);
 }
 
+// The saturation mask (Config::saturation_mask) cancels the gradient of saturated re-quantized
+// values only. Small weights saturate nothing, so the gradients equal the plain straight-through
+// ones bit for bit. With the question words' rows of B large enough that every element of
+// u_1 = q(Σ B[q_j]) saturates, B (which reaches the loss only through u_1) gets no gradient with
+// the mask, and some without it; the other matrices still get gradients.
+TEST(Memn2nSaturationMask, CancelsTheGradientOfSaturatedValuesOnly) {
+  Config c;
+  c.dim = 6;
+  c.hops = 2;
+  c.memory_size = 8;
+  c.quantized = true;
+  c.act_int_bits = c.weight_int_bits = 2;  // Q2.5: |x| <= 3.96875
+  const int64_t V = 11;
+  std::mt19937 rng(5);
+  const Example ex = random_example(rng, V, 4);
+  Config cm = c;
+  cm.saturation_mask = true;
+  auto grads_of = [&](const Config& cfg, const Model& weights) {
+    Model model(cfg, V);
+    model.matrices() = weights.matrices();
+    std::vector<std::vector<float>> g;
+    for (const Matrix& m : model.matrices()) g.emplace_back(m.w.size(), 0.0f);
+    forward_backward(model, quantize_weights(model), ex, false, {}, &g, nullptr);
+    return g;
+  };
+  Model small(c, V);
+  small.init_normal(0.05f, 3);
+  EXPECT_EQ(grads_of(c, small), grads_of(cm, small));
+
+  Model big = small;
+  std::vector<float>& B = big.matrices()[static_cast<size_t>(big.b_index())].w;
+  for (int32_t w : ex.query)
+    for (int64_t j = 0; j < c.dim; ++j) B[static_cast<size_t>(w * c.dim + j)] = j % 2 ? 3.5f : -3.5f;
+  const auto plain = grads_of(c, big), masked = grads_of(cm, big);
+  auto abs_sum = [](const std::vector<float>& v) {
+    double t = 0;
+    for (float x : v) t += std::fabs(x);
+    return t;
+  };
+  const auto b = static_cast<size_t>(big.b_index()), w = static_cast<size_t>(big.w_index());
+  EXPECT_GT(abs_sum(plain[b]), 0.0);
+  EXPECT_EQ(abs_sum(masked[b]), 0.0);
+  EXPECT_GT(abs_sum(masked[w]), 0.0);
+  EXPECT_GT(abs_sum(masked[static_cast<size_t>(big.h_index())]), 0.0);
+}
+
 // quantization.memory "activation": with binary weights the memory vectors keep the α-scaled
 // sums of their rows in the activation format instead of their signs, so the read o = Σ p_i c_i
 // (and with it the answer) changes while the sign-agreement addressing does not; the option is
@@ -379,13 +425,31 @@ TEST_F(Memn2nTrain, MemoryInTheActivationFormat) {
   EXPECT_TRUE(load_recipe(with_memory("\"activation\"")).model.memory_act);
   EXPECT_FALSE(load_recipe(with_memory("\"weight\"")).model.memory_act);
   EXPECT_THROW(load_recipe(with_memory("\"bits\"")), Error);
+  // The other quantization keys: the saturation mask and the rounding mode.
+  auto with_key = [&](const std::string& more) {
+    std::string t = text;
+    t.replace(t.find(key), key.size(), key + ", " + more);
+    const std::string path = (dir_ / "r2.json").string();
+    std::ofstream(path) << t;
+    return path;
+  };
+  EXPECT_TRUE(load_recipe(with_key("\"saturation_mask\": true")).model.saturation_mask);
+  EXPECT_FALSE(load_recipe(base).model.saturation_mask);
+  EXPECT_TRUE(load_recipe(with_key("\"rounding\": \"nearest\"")).model.round_nearest);
+  EXPECT_FALSE(load_recipe(with_key("\"rounding\": \"truncate\"")).model.round_nearest);
+  EXPECT_THROW(load_recipe(with_key("\"rounding\": \"up\"")), Error);
+  EXPECT_THROW(load_recipe(with_key("\"saturation_mask\": 2")), Error);
+  EXPECT_TRUE(load_recipe(with_key("\"attention\": \"fraction\"")).model.attention_fraction);
+  EXPECT_FALSE(load_recipe(with_key("\"attention\": \"activation\"")).model.attention_fraction);
+  EXPECT_THROW(load_recipe(with_key("\"attention\": \"q07\"")), Error);
 }
 
 TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
   const std::string dir = std::string(LOWBIT_SOURCE_DIR) + "/recipes/";
   for (const char* name : {"babi-memn2n-float", "babi-memn2n-pe", "babi-memn2n-pe-lw", "babi-conv-8bit",
                            "babi-conv-binary", "babi-qmann-8bit", "babi-qmann-binary", "babi-conv-8bit-pq",
-                           "babi-qmann-8bit-pq", "babi-conv-binary-act6"}) {
+                           "babi-qmann-8bit-pq", "babi-conv-binary-act6", "babi-conv-8bit-sat", "babi-qmann-8bit-sat",
+                           "babi-qmann-binary-sat"}) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(is_memn2n_recipe(dir + name + ".json"));
     const Recipe r = load_recipe(dir + name + ".json");
@@ -396,7 +460,11 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
     EXPECT_EQ(r.model.product_quant, std::string(name).ends_with("-pq"));
     // Q-MANN binary keeps its memory vectors in the activation format (the authors' binary mode),
     // and so does its same-width conventional baseline.
-    EXPECT_EQ(r.model.memory_act, std::string(name) == "babi-qmann-binary" || std::string(name).ends_with("-act6"));
+    EXPECT_EQ(r.model.memory_act,
+              std::string(name).starts_with("babi-qmann-binary") || std::string(name).ends_with("-act6"));
+    // The -sat recipes train with the saturation mask and keep the attention in all-fraction bits.
+    EXPECT_EQ(r.model.saturation_mask, std::string(name).ends_with("-sat"));
+    EXPECT_EQ(r.model.attention_fraction, std::string(name).ends_with("-sat"));
   }
   // The same-width baseline is the conventional binary recipe with Q-MANN binary's activation and
   // memory formats.
@@ -419,6 +487,17 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
     b.model.act_int_bits = a.model.act_int_bits;
     b.model.weight_int_bits = a.model.weight_int_bits;
     EXPECT_EQ(config_json(a.model), config_json(b.model)) << base;
+  }
+  // The -sat recipes differ from their base recipes only in those two keys and the name.
+  for (const char* base : {"babi-conv-8bit", "babi-qmann-8bit", "babi-qmann-binary"}) {
+    const Recipe a = load_recipe(dir + base + ".json");
+    Recipe b = load_recipe(dir + base + "-sat.json");
+    b.model.saturation_mask = false;
+    b.model.attention_fraction = false;
+    EXPECT_EQ(config_json(a.model), config_json(b.model)) << base;
+    EXPECT_EQ(a.training.epochs, b.training.epochs) << base;
+    EXPECT_EQ(a.training.lr, b.training.lr) << base;
+    EXPECT_EQ(a.training.early_stopping, b.training.early_stopping) << base;
   }
   // The float baseline of Sukhbaatar et al.: position encoding, linear start, random noise in time.
   const Recipe pe = load_recipe(dir + "babi-memn2n-pe.json");

@@ -44,6 +44,7 @@ bool Config::parse_memory_name(const std::string& name, const std::string& where
 
 FixedFormat Config::attention_format() const {
   if (act_bits == 1) return FixedFormat{0, 7};
+  if (attention_fraction) return FixedFormat{0, act_bits - 1};
   return act_format();
 }
 
@@ -183,7 +184,8 @@ QuantizedWeights quantize_weights(const Model& model) {
         alpha = static_cast<float>(std::max(1.0, std::round(mean * 1024.0)) / 1024.0);
         for (size_t i = 0; i < q.size(); ++i) q[i] = m.w[i] >= 0.0f ? alpha : -alpha;
       } else {
-        quant::fixed_quantize(m.w, q, f);
+        quant::fixed_quantize(m.w, q, f,
+                              cfg.round_nearest ? quant::FixedRounding::nearest : quant::FixedRounding::truncate);
       }
       qw.q[static_cast<size_t>(s)].push_back(std::move(q));
       qw.alpha[static_cast<size_t>(s)].push_back(alpha);
@@ -207,18 +209,22 @@ namespace {
 
 inline float sgn(float x) { return x >= 0.0f ? 1.0f : -1.0f; }
 
-// quant::fixed_quantize (truncation) inlined for the inner loops; same results.
+// quant::fixed_quantize (truncation, or rounding to nearest with ties away from zero) inlined
+// for the inner loops; same results.
 struct FastQ {
-  float scale, inv, maxc;
+  float scale, inv, maxc, half;
   bool binary;
-  explicit FastQ(FixedFormat f)
+  FastQ(FixedFormat f, bool nearest)
       : scale(std::ldexp(1.0f, f.frac_bits)), inv(std::ldexp(1.0f, -f.frac_bits)),
-        maxc(std::ldexp(1.0f, f.int_bits + f.frac_bits) - 1.0f), binary(f.is_binary()) {}
+        maxc(std::ldexp(1.0f, f.int_bits + f.frac_bits) - 1.0f), half(nearest ? 0.5f : 0.0f),
+        binary(f.is_binary()) {}
   float operator()(float x) const {
     if (binary) return x >= 0.0f ? 1.0f : -1.0f;
     // min before the floor is the same (maxc is an integer); the int conversion is the floor of
-    // a value in [0, 2^23) and, unlike std::floor, vectorizes without SSE4.1.
-    return std::copysign(static_cast<float>(static_cast<int32_t>(std::min(std::fabs(x) * scale, maxc))) * inv, x);
+    // a value in [0, 2^23) and, unlike std::floor, vectorizes without SSE4.1. The sums quantized
+    // here are exact multiples of a power of two below 2^22 units, so adding the half is exact.
+    return std::copysign(static_cast<float>(static_cast<int32_t>(std::min(std::fabs(x) * scale + half, maxc))) * inv,
+                         x);
   }
 };
 
@@ -238,7 +244,9 @@ struct Quantizers {
   FixedFormat act, att;
   void act_q(float* x, int64_t n) const {
     if (!cfg.quantized) return;
-    for (int64_t i = 0; i < n; ++i) x[i] = quant::fixed_quantize(x[i], act);
+    for (int64_t i = 0; i < n; ++i)
+      x[i] = quant::fixed_quantize(x[i], act,
+                                   cfg.round_nearest ? quant::FixedRounding::nearest : quant::FixedRounding::truncate);
   }
 };
 
@@ -303,7 +311,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   };
   auto quant_to = [&](float* x, int64_t len, FixedFormat f) {
     if (!q) return;
-    const FastQ fq(f);
+    const FastQ fq(f, cfg.round_nearest);
     for (int64_t i = 0; i < len; ++i) x[i] = fq(x[i]);
   };
   // Position encoding (Sukhbaatar et al. 2015): the weight of word j (1-based) of a J-word
@@ -376,6 +384,10 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   const float top = 1.0f - std::ldexp(1.0f, -(cfg.act_bits - 1));
   const bool sign_sim = cfg.addressing == Addressing::hamming && cfg.binary_weights();
   std::vector<float> z(static_cast<size_t>(n)), tmp(static_cast<size_t>(d));
+  // Saturation mask: the quantized logits, o and H u of each hop (the values that decide where
+  // the backward pass cancels the gradient).
+  const bool satm = q && cfg.saturation_mask;
+  std::vector<std::vector<float>> ZQ(static_cast<size_t>(satm ? K : 0)), OQ(ZQ.size()), HQ(ZQ.size());
   for (int64_t k = 0; k < K; ++k) {
     const size_t kk = static_cast<size_t>(k);
     const int s = qw.slot(static_cast<int>(k));
@@ -395,7 +407,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
     quant_to(M[kk].data(), n * d, mf);
     quant_to(C[kk].data(), n * d, mf);
     const float* u = U[kk].data();
-    const FastQ wq(wf);  // products re-quantized to the hop's weight format (product_quant)
+    const FastQ wq(wf, cfg.round_nearest);  // products re-quantized to the hop's weight format (product_quant)
     for (int64_t i = 0; i < n; ++i) {
       const float* m = M[kk].data() + i * d;
       float acc = 0.0f;
@@ -408,7 +420,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
         // hamming_similarity inlined
         const float fs = std::ldexp(1.0f, act.frac_bits), un1 = std::ldexp(1.0f, -(act.int_bits + act.frac_bits));
         if (pq) {
-          const FastQ aq(act);
+          const FastQ aq(act, cfg.round_nearest);
           for (int64_t j = 0; j < d; ++j) {
             const float t = static_cast<float>(static_cast<int32_t>(std::fabs(m[j] - u[j]) * fs)) * un1;
             acc += aq(scale * sgn(m[j]) * sgn(u[j]) * std::max(0.0f, top - t));
@@ -428,6 +440,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
       z[static_cast<size_t>(i)] = acc;
     }
     if (!bin_acts) quant_to(z.data(), n, act);
+    if (satm) ZQ[kk] = z;
     P[kk].resize(static_cast<size_t>(n));
     if (linear) {
       P[kk] = z;
@@ -451,6 +464,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
       }
     }
     quant_to(o.data(), d, act);
+    if (satm) OQ[kk] = o;
     U[kk + 1].assign(static_cast<size_t>(d), 0.0f);
     float* un = U[kk + 1].data();
     if (model.h_index() >= 0) {
@@ -459,6 +473,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
         un[r] = dot_q(QH.data() + r * d, u, d, pq ? &wq : nullptr);
       }
       quant_to(un, d, act);
+      if (satm) HQ[kk].assign(un, un + d);
     } else {
       std::copy_n(u, d, un);
     }
@@ -470,7 +485,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   const auto& QW = qw.q[static_cast<size_t>(sa)][static_cast<size_t>(model.w_index())];
   std::vector<float> logit(static_cast<size_t>(V));
   const float* uk = U[static_cast<size_t>(K)].data();
-  const FastQ answer_q(cfg.weight_format(-1));
+  const FastQ answer_q(cfg.weight_format(-1), cfg.round_nearest);
   for (int64_t v = 0; v < V; ++v) logit[static_cast<size_t>(v)] = dot_q(QW.data() + v * d, uk, d, pq ? &answer_q : nullptr);
   const int64_t best = std::max_element(logit.begin(), logit.end()) - logit.begin();
   if (pred) *pred = static_cast<int32_t>(best);
@@ -507,18 +522,33 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   }
   std::vector<float> dprev(static_cast<size_t>(d)), dm(static_cast<size_t>(d)), dc(static_cast<size_t>(d));
   std::vector<float> dz(static_cast<size_t>(n)), dp(static_cast<size_t>(n));
+  // Saturation mask: cancel the gradient of every value whose re-quantization saturated, i.e.
+  // whose quantized value is at the format's largest magnitude (truncation reaches it exactly
+  // when |x| >= max). No-op without the mask and for binary formats.
+  auto mask_sat = [&](float* g, const float* v, int64_t len, FixedFormat f) {
+    if (!satm || f.is_binary()) return;
+    const float mx = static_cast<float>(f.max_value());
+    for (int64_t i = 0; i < len; ++i)
+      if (std::fabs(v[i]) >= mx) g[i] = 0.0f;
+  };
+  std::vector<float> d_hu, d_o;
   for (int64_t k = K - 1; k >= 0; --k) {
     const size_t kk = static_cast<size_t>(k);
     const int s = qw.slot(static_cast<int>(k));
     const float* u = U[kk].data();
-    // u' = H u + o (or u + o)
-    const std::vector<float>& dout = du;  // = d(Hu) = do
+    // u' = q(q(H u) + q(o)) (or q(u + q(o))): d(Hu) = d(o) = du' without the mask
+    mask_sat(du.data(), U[kk + 1].data(), d, act);
+    d_o = du;
+    if (satm) mask_sat(d_o.data(), OQ[kk].data(), d, act);
+    const std::vector<float>& dout = d_o;
     if (model.h_index() >= 0) {
+      d_hu = du;
+      if (satm) mask_sat(d_hu.data(), HQ[kk].data(), d, act);
       const auto& QH = qw.q[static_cast<size_t>(s)][static_cast<size_t>(model.h_index())];
       auto& GH = G[static_cast<size_t>(model.h_index())];
       std::fill(dprev.begin(), dprev.end(), 0.0f);
       for (int64_t r = 0; r < d; ++r) {
-        const float g = dout[static_cast<size_t>(r)];
+        const float g = d_hu[static_cast<size_t>(r)];
         const float* h = QH.data() + r * d;
         float* gh = GH.data() + r * d;
         for (int64_t j = 0; j < d; ++j) {
@@ -527,7 +557,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
         }
       }
     } else {
-      dprev = dout;
+      dprev = du;
     }
     // o = Σ pq_i c_i
     auto& GA = G[static_cast<size_t>(model.a_index(static_cast<int>(k)))];
@@ -540,6 +570,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
         acc += dout[static_cast<size_t>(j)] * c[j];
         dc[static_cast<size_t>(j)] = pi * dout[static_cast<size_t>(j)];
       }
+      mask_sat(dc.data(), c, d, cfg.memory_format(static_cast<int>(k)));
       dp[static_cast<size_t>(i)] = acc;
       const int32_t* w = ex.words.data() + ex.offsets[static_cast<size_t>(i)];
       const int64_t len = ex.offsets[static_cast<size_t>(i + 1)] - ex.offsets[static_cast<size_t>(i)];
@@ -553,6 +584,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
       for (int64_t i = 0; i < n; ++i)
         dz[static_cast<size_t>(i)] = P[kk][static_cast<size_t>(i)] * (dp[static_cast<size_t>(i)] - dot);
     }
+    if (satm && !bin_acts) mask_sat(dz.data(), ZQ[kk].data(), n, act);
     for (int64_t i = 0; i < n; ++i) {
       const float g = dz[static_cast<size_t>(i)];
       const float* m = M[kk].data() + i * d;
@@ -585,10 +617,12 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
       }
       const int32_t* w = ex.words.data() + ex.offsets[static_cast<size_t>(i)];
       const int64_t len = ex.offsets[static_cast<size_t>(i + 1)] - ex.offsets[static_cast<size_t>(i)];
+      mask_sat(dm.data(), m, d, cfg.memory_format(static_cast<int>(k)));
       embed_grad(GA, w, len, cfg.temporal ? time_row(i) : -1, dm.data());
     }
     du = dprev;
   }
+  mask_sat(du.data(), U[0].data(), d, act);
   embed_grad(G[static_cast<size_t>(model.b_index())], ex.query.data(), static_cast<int64_t>(ex.query.size()), -1,
              du.data());
   return loss;

@@ -75,7 +75,10 @@ Config parse_config(const json& m, const std::string& where) {
   if (m.contains("quantization") && !m.at("quantization").is_null()) {
     const json& q = m.at("quantization");
     const std::string w = where + ".quantization";
-    check_keys(q, {"act_bits", "act_int_bits", "weight_bits", "weight_int_bits", "mq", "product_quant", "memory"}, w);
+    check_keys(q,
+               {"act_bits", "act_int_bits", "weight_bits", "weight_int_bits", "mq", "product_quant", "memory", "rounding",
+                "saturation_mask", "attention"},
+               w);
     c.quantized = true;
     get(q, "act_bits", c.act_bits, w);
     get(q, "act_int_bits", c.act_int_bits, w);
@@ -83,9 +86,20 @@ Config parse_config(const json& m, const std::string& where) {
     get(q, "weight_int_bits", c.weight_int_bits, w);
     get(q, "mq", c.mq, w);
     get(q, "product_quant", c.product_quant, w);
+    get(q, "saturation_mask", c.saturation_mask, w);
     if (q.contains("memory")) {
       get(q, "memory", s, w);
       c.memory_act = Config::parse_memory_name(s, w);
+    }
+    if (q.contains("attention")) {
+      get(q, "attention", s, w);
+      LOWBIT_CHECK(s == "activation" || s == "fraction", w, ": attention \"", s, "\" (expected activation or fraction)");
+      c.attention_fraction = s == "fraction";
+    }
+    if (q.contains("rounding")) {
+      get(q, "rounding", s, w);
+      LOWBIT_CHECK(s == "truncate" || s == "nearest", w, ": rounding \"", s, "\" (expected truncate or nearest)");
+      c.round_nearest = s == "nearest";
     }
   }
   c.validate();
@@ -110,7 +124,10 @@ json config_to(const Config& c) {
                          {"weight_int_bits", c.weight_int_bits},
                          {"mq", c.mq},
                          {"product_quant", c.product_quant},
-                         {"memory", Config::memory_name(c.memory_act)}};
+                         {"memory", Config::memory_name(c.memory_act)},
+                         {"rounding", c.round_nearest ? "nearest" : "truncate"},
+                         {"saturation_mask", c.saturation_mask},
+                         {"attention", c.attention_fraction ? "fraction" : "activation"}};
   else if (c.addressing == Addressing::hamming)
     m["quantization"] = nullptr;
   return m;

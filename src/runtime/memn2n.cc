@@ -22,7 +22,7 @@ int64_t words_for(int64_t bits) { return (bits + 63) / 64; }
 
 // Matrix `m` quantized as the training graph does for format `f` (first `rows` rows).
 void add_matrix(io::ModelFile& file, const std::string& name, const mm::Matrix& m, int64_t rows,
-                quant::FixedFormat f, json& alphas) {
+                quant::FixedFormat f, bool round_nearest, json& alphas) {
   const std::span<const float> w(m.w.data(), static_cast<size_t>(rows * m.cols));
   if (f.is_binary()) {
     double sum = 0;
@@ -38,7 +38,7 @@ void add_matrix(io::ModelFile& file, const std::string& name, const mm::Matrix& 
     file.add(name, io::Array::from<uint64_t>({rows, words}, std::span<const uint64_t>(bits)));
   } else {
     std::vector<int8_t> codes(w.size());
-    quant::fixed_to_codes(w, codes, f);
+    quant::fixed_to_codes(w, codes, f, round_nearest ? quant::FixedRounding::nearest : quant::FixedRounding::truncate);
     file.add(name, io::Array::from<int8_t>({rows, m.cols}, std::span<const int8_t>(codes)));
   }
 }
@@ -81,13 +81,13 @@ io::ModelFile export_memn2n(const mm::Model& model, std::span<const std::string>
     const std::string h = "hop" + std::to_string(k) + ".";
     const auto& A = mats[static_cast<size_t>(model.a_index(k))];
     const auto& C = mats[static_cast<size_t>(model.c_index(k))];
-    add_matrix(f, h + "A", A, A.rows, c.weight_format(k), alphas);
-    add_matrix(f, h + "C", C, C.rows, c.weight_format(k), alphas);
+    add_matrix(f, h + "A", A, A.rows, c.weight_format(k), c.round_nearest, alphas);
+    add_matrix(f, h + "C", C, C.rows, c.weight_format(k), c.round_nearest, alphas);
     if (model.h_index() >= 0)
-      add_matrix(f, h + "H", mats[static_cast<size_t>(model.h_index())], c.dim, c.weight_format(k), alphas);
+      add_matrix(f, h + "H", mats[static_cast<size_t>(model.h_index())], c.dim, c.weight_format(k), c.round_nearest, alphas);
   }
-  add_matrix(f, "B", mats[static_cast<size_t>(model.b_index())], V, c.weight_format(0), alphas);
-  add_matrix(f, "W", mats[static_cast<size_t>(model.w_index())], V, c.weight_format(-1), alphas);
+  add_matrix(f, "B", mats[static_cast<size_t>(model.b_index())], V, c.weight_format(0), c.round_nearest, alphas);
+  add_matrix(f, "W", mats[static_cast<size_t>(model.w_index())], V, c.weight_format(-1), c.round_nearest, alphas);
   json wf = json::array();
   for (int k = 0; k < c.hops; ++k) wf.push_back(fmt_json(c.weight_format(k)));
   json meta = json::parse(extra);
@@ -107,6 +107,7 @@ io::ModelFile export_memn2n(const mm::Model& model, std::span<const std::string>
                    {"score_shift", c.score_shift},
                    {"product_quant", c.product_quant},
                    {"memory", mm::Config::memory_name(c.memory_act)},
+                   {"rounding", c.round_nearest ? "nearest" : "truncate"},
                    {"act_format", fmt_json(c.act_format())},
                    {"attention_format", fmt_json(c.attention_format())},
                    {"weight_formats", wf},
@@ -164,6 +165,10 @@ Memn2nRuntime Memn2nRuntime::from_model_file(const io::ModelFile& file, const st
     rt.score_shift_ = m.at("score_shift").get<int>();
     rt.product_quant_ = m.value("product_quant", false);
     rt.memory_act_ = mm::Config::parse_memory_name(m.value("memory", std::string("weight")), source);
+    const std::string rounding = m.value("rounding", std::string("truncate"));
+    LOWBIT_CHECK(rounding == "truncate" || rounding == "nearest", source, ": rounding \"", rounding,
+                 "\" (expected truncate or nearest)");
+    rt.round_nearest_ = rounding == "nearest";
     auto fmt = [](const json& j) { return Fmt{j.at(0).get<int>(), j.at(1).get<int>()}; };
     rt.act_ = fmt(m.at("act_format"));
     rt.att_ = fmt(m.at("attention_format"));
@@ -208,12 +213,14 @@ Memn2nRuntime Memn2nRuntime::from_model_file(const io::ModelFile& file, const st
   return rt;
 }
 
-// Sign-magnitude truncating re-quantization of v (in units of 2^−from_frac) to `to`.
+// Sign-magnitude re-quantization of v (in units of 2^−from_frac) to `to`: the magnitude is
+// truncated, or with round_nearest_ rounded half up (ties away from zero), then saturated.
 int64_t Memn2nRuntime::requant(int64_t v, int from_frac, Fmt to) const {
   if (to.binary()) return v >= 0 ? 1 : -1;
   const int64_t mag = v < 0 ? -v : v;
   const int shift = from_frac - to.f;
-  int64_t q = shift >= 0 ? (mag >> shift) : (mag << -shift);
+  const int64_t half = round_nearest_ && shift > 0 ? int64_t{1} << (shift - 1) : 0;
+  int64_t q = shift >= 0 ? ((mag + half) >> shift) : (mag << -shift);
   q = std::min(q, to.maxcode());
   return v < 0 ? -q : q;
 }
@@ -346,7 +353,8 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
     for (int64_t i = 0; i < n; ++i) sum += p[static_cast<size_t>(i)] = fixed_exp_neg(z[static_cast<size_t>(i)] - zmax, z_frac);
     for (int64_t i = 0; i < n; ++i)
       p[static_cast<size_t>(i)] =
-          std::min(att_.maxcode(), (p[static_cast<size_t>(i)] << att_.f) / std::max<int64_t>(sum, 1));
+          std::min(att_.maxcode(), ((p[static_cast<size_t>(i)] << att_.f) + (round_nearest_ ? sum / 2 : 0)) /
+                                       std::max<int64_t>(sum, 1));
     if (attention) {
       std::vector<float> a(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i) a[static_cast<size_t>(i)] = std::ldexp(static_cast<float>(p[static_cast<size_t>(i)]), -att_.f);
@@ -421,12 +429,19 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
   const bool pq = m.value("product_quant", false);
   const bool memory_act = mm::Config::parse_memory_name(m.value("memory", std::string("weight")), "memn2n metadata");
   auto sum_bits = [](uint64_t terms, uint64_t max_term) { return terms * max_term <= 32767 ? 16 : 32; };
+  // Rounding to nearest ("rounding": "nearest"): one add (the half) before every re-quantizing
+  // shift that drops bits, of the width of the value shifted.
+  const bool nearest = m.value("rounding", std::string("truncate")) == "nearest";
+  auto rounding = [&](uint64_t count, int bits, const std::string& where) {
+    if (nearest && count > 0) rt.add(OpKind::add, Arith::integer, bits, count, where);
+  };
   auto dot = [&](int mul_bits, uint64_t dots, uint64_t terms, const std::string& where) {
     if (!pq) {
       rt.mac(Arith::integer, mul_bits, 32, dots * terms, where);
       return;
     }
     rt.add(OpKind::multiply, Arith::integer, mul_bits, dots * terms, where);
+    rounding(dots * terms, 16, where);
     rt.add(OpKind::compare, Arith::integer, 16, dots * terms, where);
     rt.add(OpKind::add, Arith::integer, sum_bits(terms, 127), dots * terms, where);
   };
@@ -451,6 +466,9 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
     const json& wf0 = m.at("weight_formats").at(0);
     const bool bin0 = wf0.at(0) == 0 && wf0.at(1) == 0;
     embedding(wq, 0, bin0, bin0 ? 1 : 1 + wf0.at(0).get<int>() + wf0.at(1).get<int>(), "question embedding");
+    // u_1 is re-quantized from the sum's fraction bits (plus the position weights') to the activation format.
+    const int from = (bin0 ? 10 : wf0.at(1).get<int>()) + (position ? mm::kPositionFracBits : 0);
+    if (!bin_acts && from > m.at("act_format").at(1).get<int>()) rounding(d, 32, "question embedding");
   }
   for (int k = 0; k < K; ++k) {
     const json& wf = m.at("weight_formats").at(static_cast<size_t>(k));
@@ -462,35 +480,48 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
     // Binary rows kept as activation codes: each sum of ±1 codes is scaled by the matrix's α
     // (11 bits) before its re-quantization.
     if (memory_act && bin_w && !bin_acts) rt.add(OpKind::multiply, Arith::integer, 16, 2 * n * d, h + "embedding");
+    // The sums drop fraction bits when they carry position weights, α or a finer weight format.
+    {
+      const int mem_frac = memory_act ? m.at("act_format").at(1).get<int>() : (bin_w ? 0 : wf.at(1).get<int>());
+      const int from = (bin_w ? 10 : wf.at(1).get<int>()) + (position ? mm::kPositionFracBits : 0);
+      if (!(bin_w && !memory_act) && from > mem_frac) rounding(2 * n * d, 32, h + "embedding");
+    }
     // Addressing.
     if (bin_w && (hamming || bin_acts)) {
       rt.add(OpKind::bitwise, Arith::integer, 64, n * words64, h + "addressing");
       rt.add(OpKind::popcount, Arith::integer, 64, n * words64, h + "addressing");
       rt.add(OpKind::add, Arith::integer, 16, n * words64, h + "addressing");
+      if (hamming && !bin_acts) rounding(n, 16, h + "addressing");  // 2^−score_shift Σ ±1 to the activation format
     } else if (hamming) {
       rt.add(OpKind::add, Arith::integer, 16, 2 * n * d, h + "addressing");  // |a − b|, top − t
       rt.add(OpKind::bitwise, Arith::integer, 8, n * d, h + "addressing");   // sign agreement
       // accumulate (product_quant: terms re-quantized by a shift, below 2^(F − score_shift) codes)
       const uint64_t max_term = uint64_t{1} << std::max(0, m.at("act_format").at(1).get<int>() - m.at("score_shift").get<int>());
       rt.add(OpKind::add, Arith::integer, pq ? sum_bits(d, max_term) : 32, n * d, h + "addressing");
+      if (pq) rounding(n * d, 16, h + "addressing");
+      rounding(n, pq ? sum_bits(d, max_term) : 32, h + "addressing");
     } else {
       dot(std::max(wbits, abits), n, d, h + "addressing");
+      if (!bin_acts) rounding(n, 32, h + "addressing");
     }
     fp.mac(Arith::floating, 32, 32, n * d, h + "addressing");
     // Softmax.
     rt.add(OpKind::exp, Arith::integer, 32, n, h + "softmax");
     rt.add(OpKind::add, Arith::integer, 32, n, h + "softmax");
     rt.add(OpKind::multiply, Arith::integer, 32, n, h + "softmax");  // normalisation
+    rounding(n, 32, h + "softmax");
     fp.add(OpKind::exp, Arith::floating, 32, n, h + "softmax");
     fp.add(OpKind::add, Arith::floating, 32, n, h + "softmax");
     fp.add(OpKind::multiply, Arith::floating, 32, n, h + "softmax");
     // Read.
     dot(8, d, n, h + "read");
+    if (!bin_acts) rounding(d, 32, h + "read");
     fp.mac(Arith::floating, 32, 32, n * d, h + "read");
     // Controller.
     if (layerwise) {
       if (bin_w) rt.add(OpKind::add, Arith::integer, 16, d * d, h + "H");
       else dot(std::max(wbits, abits), d, d, h + "H");
+      if (!bin_acts) rounding(d, 32, h + "H");
       fp.mac(Arith::floating, 32, 32, d * d, h + "H");
     }
     rt.add(OpKind::add, Arith::integer, 8, d, h + "u + o");

@@ -14,8 +14,9 @@
 // Adjacent tying: A_{k+1} = C_k, B = A_1, W = C_K (first V rows). Layer-wise tying: one A,
 // one C, separate B and W, and a shared d x d matrix H.
 //
-// Quantization (fake quantization of float master weights, straight-through gradients, no
-// saturation mask), with sign-magnitude Q(I.F) from quant/fixed_q.h, truncating:
+// Quantization (fake quantization of float master weights, straight-through gradients, with no
+// saturation mask unless Config::saturation_mask), with sign-magnitude Q(I.F) from
+// quant/fixed_q.h, truncating (or rounding, Config::round_nearest):
 //   weights of hop k in the weight format of hop k (MQ: (I+1, F−1), (I, F), (I−1, F+1), ...),
 //   binary weights are α·sign(W) with α = mean|W| (rounded to a multiple of 2^−10);
 //   m, c in the hop's weight format (memory_act: the activation format); u, o, H u, u + o and
@@ -91,6 +92,21 @@ struct Config {
   // weights and the controller's side of the addressing. Recipe key quantization.memory:
   // "weight" | "activation".
   bool memory_act = false;
+  // Rounding of every re-quantization (weights, sums, products, attention): truncation toward
+  // zero (false, the Q-MANN authors' quantizer) or to nearest, ties away from zero (true).
+  // The weighted-Hamming similarity's T_{n−1} truncates either way (it is part of the closed
+  // form, not a re-quantization). Recipe key quantization.rounding: "truncate" | "nearest".
+  bool round_nearest = false;
+  // Straight-through gradients with a saturation mask: the backward pass cancels the gradient of
+  // every re-quantized sum that saturated (u, o, H u, the logits z, the memory vectors m and c),
+  // as the BNN sign estimator cancels it beyond |x| <= 1. Off (the Q-MANN authors' training): the
+  // gradient passes saturated values unchanged. Training only; recipe key
+  // quantization.saturation_mask.
+  bool saturation_mask = false;
+  // Format of the attention p: the activation format (false, as the Q-MANN authors' code
+  // re-quantizes p) or all fraction bits, Q0.(act_bits − 1) (true; p lies in [0, 1]). Binary
+  // activations always use Q0.7. Recipe key quantization.attention: "activation" | "fraction".
+  bool attention_fraction = false;
   // The name of memory_act in recipes and model metadata ("weight" | "activation"), and its
   // parse, which throws naming `where` for any other name.
   static const char* memory_name(bool memory_act);
@@ -231,7 +247,8 @@ TrainOutcome train(const Config& cfg, const TrainConfig& tc, int64_t vocab_size,
 //               temporal, memory_size, addressing ("dot"|"hamming"), score_shift, hamming_sign_grad,
 //               sign_ste_window, and
 //               "quantization": {act_bits, act_int_bits, weight_bits, weight_int_bits, mq,
-//                                product_quant, memory} (absent: float)
+//                                product_quant, memory, rounding, saturation_mask, attention}
+//               (absent: float)
 //   "training": TrainConfig keys (epochs, batch, lr, lr_halve_every, clip, init_std,
 //               linear_start_epochs, random_time, shuffle, clip_weights, early_stopping,
 //               es_patience, es_margin, seed) and runs

@@ -6,7 +6,8 @@
 // integer dot product, Q-MANN's weighted Hamming similarity on codes, or XNOR/popcount on sign
 // bits; the attention softmax is a fixed-point softmax with an integer exp (base-2 exponent
 // split, a 16-entry table and a quadratic); o, H u, u + o and the answer layer are integer MACs with
-// int32/int64 accumulators and sign-magnitude truncating re-quantization. With product_quant
+// int32/int64 accumulators and sign-magnitude re-quantization (truncating, or rounding to nearest
+// with the metadata's "rounding": "nearest"). With product_quant
 // (model metadata), every product of those sums and every scaled Hamming term is re-quantized
 // to 8 bits before it is added, so the sums fit 16-bit accumulators. Every step matches the
 // training graph's fake quantization exactly, except the softmax, whose rounding differs.
@@ -64,6 +65,7 @@ class Memn2nRuntime {
   bool position_ = false;  // position encoding (weights in units of 2^−kPositionFracBits)
   bool product_quant_ = false;  // products re-quantized before summing (nn::memn2n::Config)
   bool memory_act_ = false;     // m_i, c_i in the activation format (nn::memn2n::Config::memory_act)
+  bool round_nearest_ = false;  // re-quantization rounds to nearest (nn::memn2n::Config::round_nearest)
   Fmt act_, att_;
   std::vector<Fmt> wf_;  // per hop
   Fmt ansf_;
