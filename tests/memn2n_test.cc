@@ -488,12 +488,15 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
     b.model.weight_int_bits = a.model.weight_int_bits;
     EXPECT_EQ(config_json(a.model), config_json(b.model)) << base;
   }
-  // The -sat recipes differ from their base recipes only in those two keys and the name.
+  // The -sat recipes differ from their base recipes only in those two keys, the name and, for
+  // the 8-bit pair, I (each from its own validation sweep).
   for (const char* base : {"babi-conv-8bit", "babi-qmann-8bit", "babi-qmann-binary"}) {
     const Recipe a = load_recipe(dir + base + ".json");
     Recipe b = load_recipe(dir + base + "-sat.json");
     b.model.saturation_mask = false;
     b.model.attention_fraction = false;
+    b.model.act_int_bits = a.model.act_int_bits;
+    b.model.weight_int_bits = a.model.weight_int_bits;
     EXPECT_EQ(config_json(a.model), config_json(b.model)) << base;
     EXPECT_EQ(a.training.epochs, b.training.epochs) << base;
     EXPECT_EQ(a.training.lr, b.training.lr) << base;
