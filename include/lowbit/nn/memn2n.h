@@ -23,7 +23,7 @@
 //   the logits z in the activation format;
 //   products are exact and only sums are re-quantized, so an integer runtime computes the same
 //   values; the attention p is quantized to the activation format (Q0.7 when activations are
-//   binary); the answer layer uses the base weight format and is not re-quantized.
+//   binary; Q0.(act_bits − 1) with Config::attention_fraction); the answer layer uses the base weight format and is not re-quantized.
 // Similarities: dot product (conventional) or Q-MANN's bounded weighted Hamming similarity
 //   s(a, b) = sign(a)·sign(b)·[(1 − 2^−(n−1)) − T_{n−1}(|a − b| / 2^I)],  z_i = q(2^−3 Σ_j s)
 // (n, I of the activation format; unquantized models use the smooth surrogate without T);
