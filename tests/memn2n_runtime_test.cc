@@ -128,6 +128,23 @@ class Memn2nExport : public testing::TempDirTest {
   }
 };
 
+// The model file of an untrained model of `cfg` with a five-word vocabulary.
+io::ModelFile untrained_export(const mm::Config& cfg) {
+  const std::vector<std::string> words = {"<nil>", "a", "b", "c", "d"};
+  return runtime::export_memn2n(mm::Model(cfg, 5), words, R"({"task": "1"})");
+}
+
+// The operations of `kind` (of width `bits`; 0: any width) that the op counter counts for one
+// inference of that model.
+uint64_t counted_ops(const mm::Config& cfg, energy::OpKind kind, int bits = 0) {
+  energy::OpTally model, fp;
+  energy::counter_registry().at("memn2n")(untrained_export(cfg), model, fp);
+  uint64_t n = 0;
+  for (const auto& x : model.entries())
+    if (x.kind == kind && (bits == 0 || x.bits == bits)) n += x.count;
+  return n;
+}
+
 // A small 8-bit model: d 20, 2 hops, Q2.5 weights and activations.
 mm::Config small_8bit(mm::Encoding encoding = mm::Encoding::bow) {
   mm::Config c;
@@ -186,16 +203,7 @@ TEST_F(Memn2nExport, MemoryInActivationFormatAgrees) {
   e.memory_act = true;
   check(e, 0.6);
 
-  auto multiplies16 = [](const mm::Config& cfg) {
-    const std::vector<std::string> words = {"<nil>", "a", "b", "c", "d"};
-    const io::ModelFile f = runtime::export_memn2n(mm::Model(cfg, 5), words, R"({"task": "1"})");
-    energy::OpTally model, fp;
-    energy::counter_registry().at("memn2n")(f, model, fp);
-    uint64_t n = 0;
-    for (const auto& x : model.entries())
-      if (x.kind == energy::OpKind::multiply && x.bits == 16) n += x.count;
-    return n;
-  };
+  auto multiplies16 = [](const mm::Config& cfg) { return counted_ops(cfg, energy::OpKind::multiply, 16); };
   mm::Config s = c;
   s.memory_act = false;
   EXPECT_EQ(multiplies16(s), 0u);
@@ -231,16 +239,7 @@ TEST_F(Memn2nExport, RoundingToNearestAgrees) {
   // The counter prices the rounding: per hop one add per logit, attention value, element of o and
   // of H u (the memory sums and u_1 drop no bits here); with product_quant also one per product
   // and per Hamming term.
-  auto adds = [](const mm::Config& cfg) {
-    const std::vector<std::string> words = {"<nil>", "a", "b", "c", "d"};
-    const io::ModelFile f = runtime::export_memn2n(mm::Model(cfg, 5), words, R"({"task": "1"})");
-    energy::OpTally model, fp;
-    energy::counter_registry().at("memn2n")(f, model, fp);
-    uint64_t n = 0;
-    for (const auto& x : model.entries())
-      if (x.kind == energy::OpKind::add) n += x.count;
-    return n;
-  };
+  auto adds = [](const mm::Config& cfg) { return counted_ops(cfg, energy::OpKind::add); };
   mm::Config t = c;
   t.round_nearest = false;
   const uint64_t per_hop = 50 + 50 + 20 + 20;  // 50 memories, d 20
@@ -259,9 +258,7 @@ TEST_F(Memn2nExport, AttentionInFractionFormatAgrees) {
   c.saturation_mask = true;
   EXPECT_EQ(c.attention_format().int_bits, 0);
   EXPECT_EQ(c.attention_format().frac_bits, 7);
-  const std::vector<std::string> words = {"<nil>", "a", "b", "c", "d"};
-  const io::ModelFile f = runtime::export_memn2n(mm::Model(c, 5), words, R"({"task": "1"})");
-  const auto meta = nlohmann::json::parse(f.metadata);
+  const auto meta = nlohmann::json::parse(untrained_export(c).metadata);
   EXPECT_EQ(meta.at("model").at("attention_format"), nlohmann::json::array({0, 7}));
   EXPECT_EQ(meta.at("model").at("act_format"), nlohmann::json::array({2, 5}));
   check(c, 0.3);

@@ -239,17 +239,6 @@ float dot_q(const float* a, const float* b, int64_t n, const FastQ* q) {
   return acc;
 }
 
-struct Quantizers {
-  const Config& cfg;
-  FixedFormat act, att;
-  void act_q(float* x, int64_t n) const {
-    if (!cfg.quantized) return;
-    for (int64_t i = 0; i < n; ++i)
-      x[i] = quant::fixed_quantize(x[i], act,
-                                   cfg.round_nearest ? quant::FixedRounding::nearest : quant::FixedRounding::truncate);
-  }
-};
-
 }  // namespace
 
 int32_t position_weight_code(int64_t j, int64_t J, int64_t k, int64_t d) {
@@ -523,8 +512,9 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   std::vector<float> dprev(static_cast<size_t>(d)), dm(static_cast<size_t>(d)), dc(static_cast<size_t>(d));
   std::vector<float> dz(static_cast<size_t>(n)), dp(static_cast<size_t>(n));
   // Saturation mask: cancel the gradient of every value whose re-quantization saturated, i.e.
-  // whose quantized value is at the format's largest magnitude (truncation reaches it exactly
-  // when |x| >= max). No-op without the mask and for binary formats.
+  // whose quantized value is at the format's largest magnitude (with truncation exactly when
+  // |x| >= max, with rounding from half a step below). No-op without the mask and for binary
+  // formats.
   auto mask_sat = [&](float* g, const float* v, int64_t len, FixedFormat f) {
     if (!satm || f.is_binary()) return;
     const float mx = static_cast<float>(f.max_value());
@@ -538,17 +528,22 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
     const float* u = U[kk].data();
     // u' = q(q(H u) + q(o)) (or q(u + q(o))): d(Hu) = d(o) = du' without the mask
     mask_sat(du.data(), U[kk + 1].data(), d, act);
-    d_o = du;
-    if (satm) mask_sat(d_o.data(), OQ[kk].data(), d, act);
-    const std::vector<float>& dout = d_o;
+    if (satm) {
+      d_o = du;
+      mask_sat(d_o.data(), OQ[kk].data(), d, act);
+    }
+    const std::vector<float>& dout = satm ? d_o : du;
     if (model.h_index() >= 0) {
-      d_hu = du;
-      if (satm) mask_sat(d_hu.data(), HQ[kk].data(), d, act);
+      if (satm) {
+        d_hu = du;
+        mask_sat(d_hu.data(), HQ[kk].data(), d, act);
+      }
+      const std::vector<float>& dhu = satm ? d_hu : du;
       const auto& QH = qw.q[static_cast<size_t>(s)][static_cast<size_t>(model.h_index())];
       auto& GH = G[static_cast<size_t>(model.h_index())];
       std::fill(dprev.begin(), dprev.end(), 0.0f);
       for (int64_t r = 0; r < d; ++r) {
-        const float g = d_hu[static_cast<size_t>(r)];
+        const float g = dhu[static_cast<size_t>(r)];
         const float* h = QH.data() + r * d;
         float* gh = GH.data() + r * d;
         for (int64_t j = 0; j < d; ++j) {
