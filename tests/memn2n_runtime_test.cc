@@ -156,12 +156,17 @@ mm::Config small_8bit(mm::Encoding encoding = mm::Encoding::bow) {
   return c;
 }
 
-TEST_F(Memn2nExport, QmannEightBitAgrees) {
-  mm::Config c = small_8bit();
+// The Q-MANN version of a small fixed-point model: weighted-Hamming addressing (score shift 1:
+// with d = 20 the logits reach ±10 before the Q2.5 saturation) and per-hop weight formats.
+mm::Config qmann_of(mm::Config c) {
   c.addressing = mm::Addressing::hamming;
-  c.score_shift = 1;  // d = 20: logits up to ±10 before the Q2.5 saturation
+  c.score_shift = 1;
   c.mq = true;
-  check(c, 0.6);  // learns slowly at this size (chance is 5/6 wrong); agreement is the point
+  return c;
+}
+
+TEST_F(Memn2nExport, QmannEightBitAgrees) {
+  check(qmann_of(small_8bit()), 0.6);  // learns slowly at this size (chance is 5/6 wrong); agreement is the point
 }
 
 TEST_F(Memn2nExport, ConventionalEightBitAgrees) {
@@ -216,10 +221,7 @@ TEST_F(Memn2nExport, ProductQuantizationAgrees) {
   mm::Config c = small_8bit();
   c.product_quant = true;
   check(c, 0.5);
-  mm::Config q = c;
-  q.addressing = mm::Addressing::hamming;
-  q.score_shift = 1;
-  q.mq = true;
+  mm::Config q = qmann_of(c);
   check(q, 0.7);
 }
 
@@ -229,10 +231,7 @@ TEST_F(Memn2nExport, RoundingToNearestAgrees) {
   mm::Config c = small_8bit();
   c.round_nearest = true;
   check(c, 0.3);
-  mm::Config q = c;
-  q.addressing = mm::Addressing::hamming;
-  q.score_shift = 1;
-  q.mq = true;
+  mm::Config q = qmann_of(c);
   q.product_quant = true;
   check(q, 0.7);
 
@@ -262,10 +261,7 @@ TEST_F(Memn2nExport, AttentionInFractionFormatAgrees) {
   EXPECT_EQ(meta.at("model").at("attention_format"), nlohmann::json::array({0, 7}));
   EXPECT_EQ(meta.at("model").at("act_format"), nlohmann::json::array({2, 5}));
   check(c, 0.3);
-  mm::Config q = c;
-  q.addressing = mm::Addressing::hamming;
-  q.score_shift = 1;
-  q.mq = true;
+  mm::Config q = qmann_of(c);
   check(q, 0.7);
 }
 
@@ -275,10 +271,7 @@ TEST_F(Memn2nExport, AttentionInFractionFormatAgrees) {
 TEST_F(Memn2nExport, PositionEncodingAgreesExactly) {
   const mm::Config c = small_8bit(mm::Encoding::position);
   check(c, 0.7, 1.0);  // PE learns this tiny task more slowly than a bag of words; agreement is the point
-  mm::Config q = c;
-  q.addressing = mm::Addressing::hamming;
-  q.score_shift = 1;
-  q.mq = true;
+  mm::Config q = qmann_of(c);
   check(q, 0.7, 1.0);
   mm::Config qp = q;  // with every product and Hamming term re-quantized before it is summed
   qp.product_quant = true;
