@@ -24,21 +24,22 @@ namespace {
 namespace mm = nn::memn2n;
 namespace fs = std::filesystem;
 
-TEST(Memn2nRuntime, FixedExpIsCloseToExp) {
-  double worst = 0;
-  for (int frac : {0, 3, 5, 7}) {
+TEST(Memn2nRuntime, SoftmaxExpIsCloseToExp) {
+  // Every input the attention softmax can see: logit differences with 0..7 fraction bits (and
+  // 12, finer than the Q4.11 input, to exercise the truncation), down to −20.
+  for (int frac : {0, 3, 5, 7, 12}) {
     for (int64_t x = 0; x >= -(int64_t{20} << frac); --x) {
-      const double want = std::exp(std::ldexp(static_cast<double>(x), -frac));
-      const double got = std::ldexp(static_cast<double>(runtime::fixed_exp_neg(x, frac)), -30);
-      worst = std::max(worst, std::fabs(got - want) / std::max(want, 1e-6));
-      if (want > 1e-6) {
-        ASSERT_NEAR(got, want, 2e-5 * want + 2e-9) << "x=" << x << " frac=" << frac;
-      }
+      const double v = std::ldexp(static_cast<double>(x), -frac);
+      // The Q4.11 input truncates finer fractions toward zero (a larger exp by at most 2^−11).
+      const double want = std::exp(frac > 11 ? std::ldexp(std::ceil(std::ldexp(v, 11)), -11) : v);
+      const double got = std::ldexp(static_cast<double>(runtime::softmax_exp_q15(x, frac)), -15);
+      ASSERT_NEAR(got, want, 2e-4 * want + 3.1e-5) << "x=" << x << " frac=" << frac;
     }
   }
-  EXPECT_EQ(runtime::fixed_exp_neg(0, 0), int64_t{1} << 30);
-  EXPECT_EQ(runtime::fixed_exp_neg(-1000, 0), 0);
-  EXPECT_THROW(runtime::fixed_exp_neg(1, 0), Error);
+  EXPECT_EQ(runtime::softmax_exp_q15(0, 0), 32767);
+  EXPECT_EQ(runtime::softmax_exp_q15(-1000, 0), 0);
+  EXPECT_EQ(runtime::softmax_exp_q15(-(int64_t{1} << 40), 3), 0);
+  EXPECT_THROW(runtime::softmax_exp_q15(1, 0), Error);
 }
 
 TEST(Memn2nRuntime, PngChecksumsAndLayout) {
@@ -249,6 +250,29 @@ TEST_F(Memn2nExport, RoundingToNearestAgrees) {
   EXPECT_EQ(adds(q) - adds(tq), 2u * (per_hop + products) + 5u * 20u);  // + the answer layer's products
 }
 
+// The counter prices each sum at the width its worst case needs, and the softmax exp at the 16
+// bits softmax_exp_q15 computes in. Untrained models have no statistics: 50 memories of 7 words
+// plus the time word, 4-word questions.
+TEST(Memn2nEnergy, CountsTheWidthsTheRuntimeComputesIn) {
+  const mm::Config c = small_8bit();  // d 20, 2 hops
+  using energy::OpKind;
+  EXPECT_EQ(counted_ops(c, OpKind::exp, 16), 2u * 50u);
+  EXPECT_EQ(counted_ops(c, OpKind::exp, 32), 0u);
+  // Sums of 8-bit embedding rows need 16 bits, and so does u + o; the dot products accumulate
+  // in 32.
+  const uint64_t embedding = 4 * 20 + 2 * (2 * 50 * 8 * 20), u_plus_o = 2 * 20;
+  EXPECT_EQ(counted_ops(c, OpKind::add, 16), embedding + u_plus_o);
+  EXPECT_EQ(counted_ops(c, OpKind::add, 8), 0u);
+  // Q-MANN: |a − b|, top − t and the accumulation of the terms (below 2^7 each, 20 of them) in 16.
+  EXPECT_EQ(counted_ops(qmann_of(c), OpKind::add, 16), embedding + u_plus_o + 2u * (3 * 50 * 20));
+  // Sums of ±1 rows fit 8 bits; so does u + o of sign activations.
+  mm::Config b = c;
+  b.weight_bits = 1;
+  EXPECT_EQ(counted_ops(b, OpKind::add, 8), embedding);
+  b.act_bits = 1;
+  EXPECT_EQ(counted_ops(b, OpKind::add, 8), embedding + u_plus_o);
+}
+
 // The attention in Q0.7 (Config::attention_fraction) instead of the activation format, trained
 // with the saturation mask: the runtime reads the format from the metadata and agrees.
 TEST_F(Memn2nExport, AttentionInFractionFormatAgrees) {
@@ -263,6 +287,37 @@ TEST_F(Memn2nExport, AttentionInFractionFormatAgrees) {
   check(c, 0.3);
   mm::Config q = qmann_of(c);
   check(q, 0.7);
+}
+
+// The addressing logits in their own format (Config::logit_int_bits): the runtime reads it from
+// the metadata, re-quantizes the logits to it and agrees; binary activations refuse it.
+TEST_F(Memn2nExport, LogitFormatAgrees) {
+  mm::Config c = small_8bit();
+  c.saturation_mask = true;
+  c.attention_fraction = true;
+  c.logit_int_bits = 4;
+  EXPECT_EQ(c.logit_format().int_bits, 4);
+  EXPECT_EQ(c.logit_format().frac_bits, 3);
+  const auto meta = nlohmann::json::parse(untrained_export(c).metadata);
+  EXPECT_EQ(meta.at("model").at("logit_format"), nlohmann::json::array({4, 3}));
+  EXPECT_EQ(meta.at("model").at("act_format"), nlohmann::json::array({2, 5}));
+  check(c, 0.3);
+  mm::Config q = qmann_of(c);
+  check(q, 0.7);
+  mm::Config qp = q;  // Hamming terms re-quantized to the activation format, sums to the logit format
+  qp.product_quant = true;
+  check(qp, 0.7);
+  // Without the option the logits use the activation format, and the metadata says so.
+  mm::Config plain = small_8bit();
+  EXPECT_EQ(nlohmann::json::parse(untrained_export(plain).metadata).at("model").at("logit_format"),
+            nlohmann::json::array({2, 5}));
+  mm::Config bad = small_8bit();
+  bad.act_bits = 1;
+  bad.logit_int_bits = 3;
+  EXPECT_THROW(bad.validate(), Error);
+  bad = small_8bit();
+  bad.logit_int_bits = 8;
+  EXPECT_THROW(bad.validate(), Error);
 }
 
 // Position encoding in quantized models: the weights are rounded to multiples of 2^-8, so the

@@ -442,6 +442,14 @@ TEST_F(Memn2nTrain, MemoryInTheActivationFormat) {
   EXPECT_TRUE(load_recipe(with_key("\"attention\": \"fraction\"")).model.attention_fraction);
   EXPECT_FALSE(load_recipe(with_key("\"attention\": \"activation\"")).model.attention_fraction);
   EXPECT_THROW(load_recipe(with_key("\"attention\": \"q07\"")), Error);
+  // The logit format: base recipe Q2.5 activations; logit_int_bits 3 gives Q3.4 logits.
+  const Config lg = load_recipe(with_key("\"logit_int_bits\": 3")).model;
+  EXPECT_EQ(lg.logit_format().int_bits, 3);
+  EXPECT_EQ(lg.logit_format().frac_bits, 4);
+  EXPECT_EQ(load_recipe(base).model.logit_format().int_bits, load_recipe(base).model.act_format().int_bits);
+  EXPECT_THROW(load_recipe(with_key("\"logit_int_bits\": 8")), Error);
+  EXPECT_THROW(load_recipe(with_key("\"logit_int_bits\": -2")), Error);
+  EXPECT_THROW(load_recipe(with_key("\"logit_int_bits\": \"wide\"")), Error);
 }
 
 TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
@@ -449,7 +457,7 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
   for (const char* name : {"babi-memn2n-float", "babi-memn2n-pe", "babi-memn2n-pe-lw", "babi-conv-8bit",
                            "babi-conv-binary", "babi-qmann-8bit", "babi-qmann-binary", "babi-conv-8bit-pq",
                            "babi-qmann-8bit-pq", "babi-conv-binary-act6", "babi-conv-8bit-sat", "babi-qmann-8bit-sat",
-                           "babi-qmann-binary-sat"}) {
+                           "babi-qmann-binary-sat", "babi-qmann-8bit-sat-logit"}) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(is_memn2n_recipe(dir + name + ".json"));
     const Recipe r = load_recipe(dir + name + ".json");
@@ -462,9 +470,12 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
     // and so does its same-width conventional baseline.
     EXPECT_EQ(r.model.memory_act,
               std::string(name).starts_with("babi-qmann-binary") || std::string(name).ends_with("-act6"));
-    // The -sat recipes train with the saturation mask and keep the attention in all-fraction bits.
-    EXPECT_EQ(r.model.saturation_mask, std::string(name).ends_with("-sat"));
-    EXPECT_EQ(r.model.attention_fraction, std::string(name).ends_with("-sat"));
+    // The -sat recipes train with the saturation mask and keep the attention in all-fraction bits;
+    // -logit keeps the addressing logits in Q3.4.
+    const bool sat = std::string(name).find("-sat") != std::string::npos;
+    EXPECT_EQ(r.model.saturation_mask, sat);
+    EXPECT_EQ(r.model.attention_fraction, sat);
+    EXPECT_EQ(r.model.logit_int_bits, std::string(name).ends_with("-logit") ? 3 : -1);
   }
   // The same-width baseline is the conventional binary recipe with Q-MANN binary's activation and
   // memory formats.
@@ -501,6 +512,17 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
     EXPECT_EQ(a.training.epochs, b.training.epochs) << base;
     EXPECT_EQ(a.training.lr, b.training.lr) << base;
     EXPECT_EQ(a.training.early_stopping, b.training.early_stopping) << base;
+  }
+  // The -logit recipe is the Q-MANN -sat recipe with the logits in their own format.
+  {
+    const Recipe a = load_recipe(dir + "babi-qmann-8bit-sat.json");
+    Recipe b = load_recipe(dir + "babi-qmann-8bit-sat-logit.json");
+    EXPECT_EQ(b.model.logit_format().int_bits, 3);
+    EXPECT_EQ(b.model.logit_format().frac_bits, 4);
+    b.model.logit_int_bits = a.model.logit_int_bits;
+    EXPECT_EQ(config_json(a.model), config_json(b.model));
+    EXPECT_EQ(a.training.epochs, b.training.epochs);
+    EXPECT_EQ(a.training.lr, b.training.lr);
   }
   // The float baseline of Sukhbaatar et al.: position encoding, linear start, random noise in time.
   const Recipe pe = load_recipe(dir + "babi-memn2n-pe.json");

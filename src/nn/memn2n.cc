@@ -48,6 +48,11 @@ FixedFormat Config::attention_format() const {
   return act_format();
 }
 
+FixedFormat Config::logit_format() const {
+  if (logit_int_bits < 0 || act_bits == 1) return act_format();
+  return FixedFormat{logit_int_bits, act_bits - 1 - logit_int_bits};
+}
+
 void Config::validate() const {
   LOWBIT_CHECK(dim >= 1 && dim <= 1024, "memn2n: dim ", dim, " (expected 1..1024)");
   LOWBIT_CHECK(hops >= 1 && hops <= 8, "memn2n: hops ", hops, " (expected 1..8)");
@@ -70,6 +75,15 @@ void Config::validate() const {
                  "memn2n: quantization.memory \"activation\" and product_quant cannot be combined");
   }
   LOWBIT_CHECK(!memory_act || quantized, "memn2n: quantization.memory applies to quantized models only");
+  if (logit_int_bits >= 0) {
+    LOWBIT_CHECK(quantized && act_bits >= 2,
+                 "memn2n: quantization.logit_int_bits needs fixed-point activations (act_bits >= 2)");
+    LOWBIT_CHECK(logit_int_bits <= act_bits - 1, "memn2n: logit_int_bits ", logit_int_bits, " (expected 0..",
+                 act_bits - 1, " for ", act_bits, "-bit activations, or -1 for the activation format)");
+  } else {
+    LOWBIT_CHECK(logit_int_bits == -1, "memn2n: logit_int_bits ", logit_int_bits,
+                 " (expected -1 for the activation format, or 0..act_bits - 1)");
+  }
 }
 
 // Data -----------------------------------------------------------------------------------------
@@ -284,7 +298,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
   const int64_t n = ex.sentences();
   LOWBIT_CHECK(n >= 1, "memn2n: a question without memory sentences");
   const bool pe = cfg.encoding == Encoding::position;
-  const FixedFormat act = cfg.act_format(), att = cfg.attention_format();
+  const FixedFormat act = cfg.act_format(), att = cfg.attention_format(), zf = cfg.logit_format();
   const bool q = cfg.quantized;
   const bool pq = q && cfg.product_quant;
   const bool bin_acts = cfg.binary_acts();
@@ -428,7 +442,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
       }
       z[static_cast<size_t>(i)] = acc;
     }
-    if (!bin_acts) quant_to(z.data(), n, act);
+    if (!bin_acts) quant_to(z.data(), n, zf);
     if (satm) ZQ[kk] = z;
     P[kk].resize(static_cast<size_t>(n));
     if (linear) {
@@ -579,7 +593,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
       for (int64_t i = 0; i < n; ++i)
         dz[static_cast<size_t>(i)] = P[kk][static_cast<size_t>(i)] * (dp[static_cast<size_t>(i)] - dot);
     }
-    if (satm && !bin_acts) mask_sat(dz.data(), ZQ[kk].data(), n, act);
+    if (satm && !bin_acts) mask_sat(dz.data(), ZQ[kk].data(), n, cfg.logit_format());
     for (int64_t i = 0; i < n; ++i) {
       const float g = dz[static_cast<size_t>(i)];
       const float* m = M[kk].data() + i * d;

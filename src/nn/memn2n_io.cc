@@ -77,7 +77,7 @@ Config parse_config(const json& m, const std::string& where) {
     const std::string w = where + ".quantization";
     check_keys(q,
                {"act_bits", "act_int_bits", "weight_bits", "weight_int_bits", "mq", "product_quant", "memory", "rounding",
-                "saturation_mask", "attention"},
+                "saturation_mask", "attention", "logit_int_bits"},
                w);
     c.quantized = true;
     get(q, "act_bits", c.act_bits, w);
@@ -87,6 +87,7 @@ Config parse_config(const json& m, const std::string& where) {
     get(q, "mq", c.mq, w);
     get(q, "product_quant", c.product_quant, w);
     get(q, "saturation_mask", c.saturation_mask, w);
+    get(q, "logit_int_bits", c.logit_int_bits, w);
     if (q.contains("memory")) {
       get(q, "memory", s, w);
       c.memory_act = Config::parse_memory_name(s, w);
@@ -127,7 +128,8 @@ json config_to(const Config& c) {
                          {"memory", Config::memory_name(c.memory_act)},
                          {"rounding", c.round_nearest ? "nearest" : "truncate"},
                          {"saturation_mask", c.saturation_mask},
-                         {"attention", c.attention_fraction ? "fraction" : "activation"}};
+                         {"attention", c.attention_fraction ? "fraction" : "activation"},
+                         {"logit_int_bits", c.logit_int_bits}};
   else if (c.addressing == Addressing::hamming)
     m["quantization"] = nullptr;
   return m;

@@ -11,6 +11,7 @@
 #include "lowbit/core/error.h"
 #include "lowbit/energy/ops.h"
 #include "lowbit/quant/fixed_q.h"
+#include "lowbit/quant/integer_ops.h"
 
 namespace lowbit::runtime {
 namespace {
@@ -45,27 +46,17 @@ void add_matrix(io::ModelFile& file, const std::string& name, const mm::Matrix& 
 
 json fmt_json(quant::FixedFormat f) { return json::array({f.int_bits, f.frac_bits}); }
 
-// exp2(−j/16) in Q30, j = 0..15.
-constexpr int64_t kExp2Table[16] = {1073741824, 1028218693, 984625594, 942880699, 902905651, 864625413,
-                                    827968132,  792865000,  759250125, 727060411, 696235434, 666717336,
-                                    638450708,  611382493,  585461881, 560640218};
-
 }  // namespace
 
-int64_t fixed_exp_neg(int64_t x, int frac) {
-  LOWBIT_CHECK(x <= 0 && frac >= 0 && frac <= 24, "fixed_exp_neg(", x, ", ", frac, "): expected x <= 0");
-  // y = −x · log2(e) in Q20; log2(e) · 2^20 = 1512775.4
-  const int64_t y = ((-x) * 1512775) >> frac;
-  const int64_t k = y >> 20;  // integer part of the base-2 exponent
-  if (k >= 40) return 0;
-  const int64_t r = y & ((int64_t{1} << 20) - 1);  // fraction in Q20
-  const int64_t hi = r >> 16;                        // r = hi/16 + lo
-  const int64_t lo = r & 0xffff;                     // Q20, < 2^−4
-  // 2^−lo = e^(−lo·ln2) ≈ 1 − t + t²/2 with t = lo·ln2 (Q20; ln2 · 2^20 = 726817.4)
-  const int64_t t = (lo * 726817) >> 20;
-  const int64_t poly = (int64_t{1} << 20) - t + ((t * t) >> 21);  // Q20
-  const int64_t v = (kExp2Table[hi] * poly) >> 20;                // Q30
-  return v >> k;
+int32_t softmax_exp_q15(int64_t x, int frac) {
+  LOWBIT_CHECK(x <= 0 && frac >= 0 && frac <= 24, "softmax_exp_q15(", x, ", ", frac, "): expected x <= 0");
+  // x / 2^frac to Q4.11 (truncating extra fraction bits), saturated at −16: exp(−16) is below
+  // half a Q0.15 step.
+  constexpr int kIntBits = 4, kFrac = 15 - kIntBits;
+  const int64_t mag = -x, lim = int64_t{1} << 15;  // lim: 16.0 in Q4.11
+  const int64_t q = frac <= kFrac ? (mag > (lim >> (kFrac - frac)) ? lim : mag << (kFrac - frac))
+                                  : std::min(mag >> (frac - kFrac), lim);
+  return quant::iops::exp_on_negative_values(static_cast<int16_t>(-q), kIntBits);
 }
 
 io::ModelFile export_memn2n(const mm::Model& model, std::span<const std::string> vocab, const std::string& extra) {
@@ -110,6 +101,7 @@ io::ModelFile export_memn2n(const mm::Model& model, std::span<const std::string>
                    {"rounding", c.round_nearest ? "nearest" : "truncate"},
                    {"act_format", fmt_json(c.act_format())},
                    {"attention_format", fmt_json(c.attention_format())},
+                   {"logit_format", fmt_json(c.logit_format())},
                    {"weight_formats", wf},
                    {"answer_format", fmt_json(c.weight_format(-1))},
                    {"binary_alpha", alphas},
@@ -172,6 +164,7 @@ Memn2nRuntime Memn2nRuntime::from_model_file(const io::ModelFile& file, const st
     auto fmt = [](const json& j) { return Fmt{j.at(0).get<int>(), j.at(1).get<int>()}; };
     rt.act_ = fmt(m.at("act_format"));
     rt.att_ = fmt(m.at("attention_format"));
+    rt.logit_ = m.contains("logit_format") ? fmt(m.at("logit_format")) : rt.act_;
     rt.ansf_ = fmt(m.at("answer_format"));
     for (const json& w : m.at("weight_formats")) rt.wf_.push_back(fmt(w));
     rt.vocab_ = meta.at("vocab").get<std::vector<std::string>>();
@@ -181,6 +174,10 @@ Memn2nRuntime Memn2nRuntime::from_model_file(const io::ModelFile& file, const st
   LOWBIT_CHECK(rt.d_ >= 1 && rt.hops_ >= 1 && static_cast<int>(rt.wf_.size()) == rt.hops_ &&
                    static_cast<int64_t>(rt.vocab_.size()) == rt.V_ && rt.mem_ >= 1,
                source, ": inconsistent MemN2N metadata");
+  LOWBIT_CHECK(rt.logit_.i >= 0 && rt.logit_.f >= 0 && rt.logit_.i + rt.logit_.f <= 7 &&
+                   rt.logit_.binary() == rt.act_.binary(),
+               source, ": logit_format [", rt.logit_.i, ", ", rt.logit_.f,
+               "] (expected an 8-bit fixed-point format, binary only with binary activations)");
   const json alphas = m.value("binary_alpha", json::object());
   if (rt.product_quant_) {
     bool fixed = !rt.act_.binary() && !rt.ansf_.binary();
@@ -301,7 +298,7 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
       }
     }
     // Addressing.
-    int z_frac = act_.f;
+    int z_frac = logit_.f;
     const bool sign_sim = hamming_ && wf.binary();
     if (sign_sim || (bin_acts && wf.binary())) {
       // Sign bits: memories and query packed, XNOR/popcount.
@@ -318,18 +315,18 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
         for (int64_t w = 0; w < wpr; ++w)
           diff += std::popcount(mbits[static_cast<size_t>(i * wpr + w)] ^ ubits[static_cast<size_t>(w)]);
         const int64_t agree = d - 2 * diff;  // Σ sign(m)·sign(u)
-        if (sign_sim) z[static_cast<size_t>(i)] = bin_acts ? agree : requant(agree, score_shift_, act_);
+        if (sign_sim) z[static_cast<size_t>(i)] = bin_acts ? agree : requant(agree, score_shift_, logit_);
         else z[static_cast<size_t>(i)] = agree;  // binary dot product, not re-quantized
       }
-      if (sign_sim) z_frac = bin_acts ? score_shift_ : act_.f;
+      if (sign_sim) z_frac = bin_acts ? score_shift_ : logit_.f;
       else z_frac = 0;
     } else if (!hamming_) {
       for (int64_t i = 0; i < n; ++i) {
         const auto [s, f] = sum_products(
             d, [&](int64_t j) { return M[static_cast<size_t>(i * d + j)]; }, u_at, mf.f + act_.f, wf);
-        z[static_cast<size_t>(i)] = bin_acts ? s : requant(s, f, act_);
+        z[static_cast<size_t>(i)] = bin_acts ? s : requant(s, f, logit_);
       }
-      if (bin_acts) z_frac = 0;
+      z_frac = bin_acts ? 0 : logit_.f;
     } else {
       const int G = std::max(mf.f, act_.f);
       const int64_t top = (int64_t{1} << (act_.i + act_.f)) - 1;
@@ -343,14 +340,16 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
           const int64_t term = ((a >= 0) == (b >= 0)) ? mag : -mag;
           s += product_quant_ ? requant(term, act_.i + act_.f + score_shift_, act_) : term;
         }
-        z[static_cast<size_t>(i)] = product_quant_ ? requant(s, act_.f, act_)
-                                                   : requant(s, act_.i + act_.f + score_shift_, act_);
+        z[static_cast<size_t>(i)] = product_quant_ ? requant(s, act_.f, logit_)
+                                                   : requant(s, act_.i + act_.f + score_shift_, logit_);
       }
+      z_frac = logit_.f;
     }
     // Fixed-point softmax to the attention format.
     const int64_t zmax = *std::max_element(z.begin(), z.begin() + n);
     int64_t sum = 0;
-    for (int64_t i = 0; i < n; ++i) sum += p[static_cast<size_t>(i)] = fixed_exp_neg(z[static_cast<size_t>(i)] - zmax, z_frac);
+    for (int64_t i = 0; i < n; ++i)
+      sum += p[static_cast<size_t>(i)] = softmax_exp_q15(z[static_cast<size_t>(i)] - zmax, z_frac);
     for (int64_t i = 0; i < n; ++i)
       p[static_cast<size_t>(i)] =
           std::min(att_.maxcode(), ((p[static_cast<size_t>(i)] << att_.f) + (round_nearest_ ? sum / 2 : 0)) /
@@ -398,6 +397,7 @@ std::string Memn2nRuntime::describe() const {
   for (const Fmt& f : wf_) s << (f.binary() ? " binary" : " Q" + std::to_string(f.i) + "." + std::to_string(f.f));
   s << ", vocabulary " << V_ << ", memory " << mem_;
   if (memory_act_) s << " (memory vectors in the activation format)";
+  if (logit_.i != act_.i || logit_.f != act_.f) s << ", logits Q" << logit_.i << "." << logit_.f;
   return s.str();
 }
 
@@ -446,11 +446,12 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
     rt.add(OpKind::add, Arith::integer, sum_bits(terms, 127), dots * terms, where);
   };
   // Embedding sums of `words` word rows of a `wbits`-bit matrix (plus `plain` unweighted rows):
-  // adds for a bag of words; with position encoding each word row is multiplied by its weight
-  // first (binary rows: the weight or its negation, an add).
+  // adds for a bag of words, as wide as the sum of a sentence's rows (8-bit codes: 16 bits; ±1
+  // rows: 8 bits, for sentences under 127 words); with position encoding each word row is
+  // multiplied by its weight first (binary rows: the weight or its negation, an add).
   auto embedding = [&](uint64_t words, uint64_t plain, bool bin_w, int wbits, const std::string& where) {
     if (!position) {
-      rt.add(OpKind::add, Arith::integer, 8, (words + plain) * d, where);
+      rt.add(OpKind::add, Arith::integer, bin_w ? 8 : 16, (words + plain) * d, where);
       fp.add(OpKind::add, Arith::floating, 32, (words + plain) * d, where);
       return;
     }
@@ -495,18 +496,22 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
     } else if (hamming) {
       rt.add(OpKind::add, Arith::integer, 16, 2 * n * d, h + "addressing");  // |a − b|, top − t
       rt.add(OpKind::bitwise, Arith::integer, 8, n * d, h + "addressing");   // sign agreement
-      // accumulate (product_quant: terms re-quantized by a shift, below 2^(F − score_shift) codes)
-      const uint64_t max_term = uint64_t{1} << std::max(0, m.at("act_format").at(1).get<int>() - m.at("score_shift").get<int>());
-      rt.add(OpKind::add, Arith::integer, pq ? sum_bits(d, max_term) : 32, n * d, h + "addressing");
+      // accumulate, as wide as the bounded sum needs: terms below 2^(I + F) codes (product_quant:
+      // re-quantized by a shift, below 2^(F − score_shift) codes)
+      const json& af = m.at("act_format");
+      const uint64_t max_term =
+          pq ? uint64_t{1} << std::max(0, af.at(1).get<int>() - m.at("score_shift").get<int>())
+             : uint64_t{1} << (af.at(0).get<int>() + af.at(1).get<int>());
+      rt.add(OpKind::add, Arith::integer, sum_bits(d, max_term), n * d, h + "addressing");
       if (pq) rounding(n * d, 16, h + "addressing");
-      rounding(n, pq ? sum_bits(d, max_term) : 32, h + "addressing");
+      rounding(n, sum_bits(d, max_term), h + "addressing");
     } else {
       dot(std::max(wbits, abits), n, d, h + "addressing");
       if (!bin_acts) rounding(n, 32, h + "addressing");
     }
     fp.mac(Arith::floating, 32, 32, n * d, h + "addressing");
     // Softmax.
-    rt.add(OpKind::exp, Arith::integer, 32, n, h + "softmax");
+    rt.add(OpKind::exp, Arith::integer, 16, n, h + "softmax");  // softmax_exp_q15
     rt.add(OpKind::add, Arith::integer, 32, n, h + "softmax");
     rt.add(OpKind::multiply, Arith::integer, 32, n, h + "softmax");  // normalisation
     rounding(n, 32, h + "softmax");
@@ -524,7 +529,8 @@ void count_memn2n(const io::ModelFile& file, energy::OpTally& rt, energy::OpTall
       if (!bin_acts) rounding(d, 32, h + "H");
       fp.mac(Arith::floating, 32, 32, d * d, h + "H");
     }
-    rt.add(OpKind::add, Arith::integer, 8, d, h + "u + o");
+    // Two activation codes: their sum needs 9 bits (sign codes: 2 bits).
+    rt.add(OpKind::add, Arith::integer, bin_acts ? 8 : 16, d, h + "u + o");
     fp.add(OpKind::add, Arith::floating, 32, d, h + "u + o");
   }
   const json& af = m.at("answer_format");

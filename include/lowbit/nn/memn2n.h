@@ -19,8 +19,8 @@
 // quant/fixed_q.h, truncating (or rounding, Config::round_nearest):
 //   weights of hop k in the weight format of hop k (MQ: (I+1, F−1), (I, F), (I−1, F+1), ...),
 //   binary weights are α·sign(W) with α = mean|W| (rounded to a multiple of 2^−10);
-//   m, c in the hop's weight format (memory_act: the activation format); u, o, H u, u + o and
-//   the logits z in the activation format;
+//   m, c in the hop's weight format (memory_act: the activation format); u, o, H u, u + o in
+//   the activation format, the logits z too (or in their own format, Config::logit_int_bits);
 //   products are exact and only sums are re-quantized, so an integer runtime computes the same
 //   values; the attention p is quantized to the activation format (Q0.7 when activations are
 //   binary; Q0.(act_bits − 1) with Config::attention_fraction); the answer layer uses the base weight format and is not re-quantized.
@@ -107,6 +107,12 @@ struct Config {
   // re-quantizes p) or all fraction bits, Q0.(act_bits − 1) (true; p lies in [0, 1]). Binary
   // activations always use Q0.7. Recipe key quantization.attention: "activation" | "fraction".
   bool attention_fraction = false;
+  // Integer bits of the addressing logits z (their format is Q(I_z.(act_bits − 1 − I_z))), or
+  // -1: the activation format. The bounded Hamming similarity keeps |z| <= d·2^−score_shift
+  // (7.5 for d = 60), so a Q3.4 logit holds every value, where the activation format of a
+  // small-I model (Q1.6: |z| < 2) saturates the logits and caps the softmax's contrast at e^4.
+  // Fixed-point activations only. Recipe key quantization.logit_int_bits.
+  int logit_int_bits = -1;
   // The name of memory_act in recipes and model metadata ("weight" | "activation"), and its
   // parse, which throws naming `where` for any other name.
   static const char* memory_name(bool memory_act);
@@ -116,6 +122,7 @@ struct Config {
   quant::FixedFormat weight_format(int hop) const;  // hop -1: the base format (answer layer)
   quant::FixedFormat memory_format(int hop) const;  // of m_i and c_i in hop `hop`
   quant::FixedFormat attention_format() const;      // of p
+  quant::FixedFormat logit_format() const;          // of the addressing logits z
   bool binary_weights() const { return quantized && weight_bits == 1; }
   bool binary_acts() const { return quantized && act_bits == 1; }
   void validate() const;  // throws naming the bad value

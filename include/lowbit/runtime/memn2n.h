@@ -4,8 +4,8 @@
 // sign bits, memory vectors are int8 codes (binary weights: sign bits, or with the metadata's
 // "memory": "activation" the α-scaled sums re-quantized to activation codes), addressing is an
 // integer dot product, Q-MANN's weighted Hamming similarity on codes, or XNOR/popcount on sign
-// bits; the attention softmax is a fixed-point softmax with an integer exp (base-2 exponent
-// split, a 16-entry table and a quadratic); o, H u, u + o and the answer layer are integer MACs with
+// bits; the attention softmax is a fixed-point softmax with a 16-bit integer exp
+// (softmax_exp_q15); o, H u, u + o and the answer layer are integer MACs with
 // int32/int64 accumulators and sign-magnitude re-quantization (truncating, or rounding to nearest
 // with the metadata's "rounding": "nearest"). With product_quant
 // (model metadata), every product of those sums and every scaled Hamming term is re-quantized
@@ -28,8 +28,10 @@ namespace lowbit::runtime {
 io::ModelFile export_memn2n(const nn::memn2n::Model& model, std::span<const std::string> vocab,
                             const std::string& extra = "{}");
 
-// exp(x / 2^frac) for x <= 0 as a Q30 integer (1 << 30 = 1.0).
-int64_t fixed_exp_neg(int64_t x, int frac);
+// exp(x / 2^frac) for x <= 0 in Q0.15 (32767 ≈ 1.0), computed in 16-bit fixed point: x is
+// converted to Q4.11 (saturating at −16) and passed to quant::exp_on_negative_values, the
+// gemmlowp/TFLite int16 exp that the integer LSTM uses too. The attention softmax's exp.
+int32_t softmax_exp_q15(int64_t x, int frac);
 
 class Memn2nRuntime {
  public:
@@ -67,6 +69,7 @@ class Memn2nRuntime {
   bool memory_act_ = false;     // m_i, c_i in the activation format (nn::memn2n::Config::memory_act)
   bool round_nearest_ = false;  // re-quantization rounds to nearest (nn::memn2n::Config::round_nearest)
   Fmt act_, att_;
+  Fmt logit_;            // of the addressing logits (metadata logit_format; default the activation format)
   std::vector<Fmt> wf_;  // per hop
   Fmt ansf_;
   std::vector<Mat> A_, C_, H_;  // per hop
