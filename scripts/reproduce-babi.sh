@@ -12,7 +12,8 @@
 #                                                     8-bit pair with per-product re-quantization),
 #                                                     conv8sat, qmann8sat, qmannbinsat (saturation-
 #                                                     masked training, attention in fraction bits),
-#                                                     qmann8logit (qmann8sat with Q3.4 logits)
+#                                                     conv8logit, qmann8logit (the 8-bit pair with
+#                                                     the sat. mask and Q3.4 logits)
 #   scripts/reproduce-babi.sh --epochs N              shorten every run
 #   scripts/reproduce-babi.sh --data DIR              bAbI root with en-10k/ and en/ (default
 #                                                     ../shared/data/babi, or LOWBIT_BABI_DATA)
@@ -59,6 +60,7 @@ recipe_of() {
     qmann8sat) echo babi-qmann-8bit-sat ;;
     qmannbinsat) echo babi-qmann-binary-sat ;;
     qmann8logit) echo babi-qmann-8bit-sat-logit ;;
+    conv8logit) echo babi-conv-8bit-sat-logit ;;
     *) echo "reproduce-babi.sh: unknown configuration '$1'" >&2; exit 2 ;;
   esac
 }
@@ -96,8 +98,8 @@ configs = configs.split(",")
 names = {"float": "float32", "conv8": "conv. 8-bit", "qmann8": "Q-MANN 8-bit", "conv8pq": "conv. 8-bit, per product",
          "qmann8pq": "Q-MANN 8-bit, per product", "convbin": "conv. binary", "qmannbin": "Q-MANN binary",
          "conv8sat": "conv. 8-bit, sat. mask", "qmann8sat": "Q-MANN 8-bit, sat. mask", "qmannbinsat": "Q-MANN binary, sat. mask",
-         "qmann8logit": "Q-MANN 8-bit, sat. mask, Q3.4 logits"}
-order = [c for c in ["float", "conv8", "qmann8", "conv8pq", "qmann8pq", "conv8sat", "qmann8sat", "qmann8logit", "convbin",
+         "conv8logit": "conv. 8-bit, sat. mask, Q3.4 logits", "qmann8logit": "Q-MANN 8-bit, sat. mask, Q3.4 logits"}
+order = [c for c in ["float", "conv8", "qmann8", "conv8pq", "qmann8pq", "conv8sat", "qmann8sat", "conv8logit", "qmann8logit", "convbin",
                      "qmannbin", "qmannbinsat"] if c in configs]
 rows, sums, secs = [], {c: [0.0, 0.0, 0] for c in order}, {c: 0 for c in order}
 for t in tasks:

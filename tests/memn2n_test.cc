@@ -457,7 +457,8 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
   for (const char* name : {"babi-memn2n-float", "babi-memn2n-pe", "babi-memn2n-pe-lw", "babi-conv-8bit",
                            "babi-conv-binary", "babi-qmann-8bit", "babi-qmann-binary", "babi-conv-8bit-pq",
                            "babi-qmann-8bit-pq", "babi-conv-binary-act6", "babi-conv-8bit-sat", "babi-qmann-8bit-sat",
-                           "babi-qmann-binary-sat", "babi-qmann-8bit-sat-logit"}) {
+                           "babi-qmann-binary-sat", "babi-qmann-8bit-sat-logit",
+                           "babi-conv-8bit-sat-logit"}) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(is_memn2n_recipe(dir + name + ".json"));
     const Recipe r = load_recipe(dir + name + ".json");
@@ -513,13 +514,17 @@ TEST(Memn2nRecipes, EveryBundledRecipeLoadsWithItsConfiguration) {
     EXPECT_EQ(a.training.lr, b.training.lr) << base;
     EXPECT_EQ(a.training.early_stopping, b.training.early_stopping) << base;
   }
-  // The -logit recipe is the Q-MANN -sat recipe with the logits in their own format.
-  {
-    const Recipe a = load_recipe(dir + "babi-qmann-8bit-sat.json");
-    Recipe b = load_recipe(dir + "babi-qmann-8bit-sat-logit.json");
+  // The -logit recipes are the -sat recipes with the logits in Q3.4 and their own I.
+  for (const auto& [base, act_i] : {std::pair<const char*, int>{"babi-qmann-8bit", 0}, {"babi-conv-8bit", 2}}) {
+    SCOPED_TRACE(base);
+    const Recipe a = load_recipe(dir + base + "-sat.json");
+    Recipe b = load_recipe(dir + base + "-sat-logit.json");
     EXPECT_EQ(b.model.logit_format().int_bits, 3);
     EXPECT_EQ(b.model.logit_format().frac_bits, 4);
+    EXPECT_EQ(b.model.act_format().int_bits, act_i);
     b.model.logit_int_bits = a.model.logit_int_bits;
+    b.model.act_int_bits = a.model.act_int_bits;
+    b.model.weight_int_bits = a.model.weight_int_bits;
     EXPECT_EQ(config_json(a.model), config_json(b.model));
     EXPECT_EQ(a.training.epochs, b.training.epochs);
     EXPECT_EQ(a.training.lr, b.training.lr);
