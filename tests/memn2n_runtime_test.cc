@@ -307,6 +307,16 @@ TEST_F(Memn2nExport, LogitFormatAgrees) {
   mm::Config qp = q;  // Hamming terms re-quantized to the activation format, sums to the logit format
   qp.product_quant = true;
   check(qp, 0.7);
+  // Binary weights with 6-bit activations: the sign-agreement logits 2^-3·Σ±1 move in steps of
+  // 1/4, so Q3.2 holds them exactly.
+  mm::Config b = small_8bit();
+  b.dim = 24;
+  b.weight_bits = 1;
+  b.addressing = mm::Addressing::hamming;
+  b.act_bits = 6;
+  b.logit_int_bits = 3;
+  EXPECT_EQ(b.logit_format().frac_bits, 2);
+  check(b, 1.0);
   // Without the option the logits use the activation format, and the metadata says so.
   mm::Config plain = small_8bit();
   EXPECT_EQ(nlohmann::json::parse(untrained_export(plain).metadata).at("model").at("logit_format"),
