@@ -593,7 +593,7 @@ float forward_backward(const Model& model, const QuantizedWeights& qw, const Exa
       for (int64_t i = 0; i < n; ++i)
         dz[static_cast<size_t>(i)] = P[kk][static_cast<size_t>(i)] * (dp[static_cast<size_t>(i)] - dot);
     }
-    if (satm && !bin_acts) mask_sat(dz.data(), ZQ[kk].data(), n, cfg.logit_format());
+    if (satm && !bin_acts) mask_sat(dz.data(), ZQ[kk].data(), n, zf);
     for (int64_t i = 0; i < n; ++i) {
       const float g = dz[static_cast<size_t>(i)];
       const float* m = M[kk].data() + i * d;

@@ -326,7 +326,7 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
             d, [&](int64_t j) { return M[static_cast<size_t>(i * d + j)]; }, u_at, mf.f + act_.f, wf);
         z[static_cast<size_t>(i)] = bin_acts ? s : requant(s, f, logit_);
       }
-      z_frac = bin_acts ? 0 : logit_.f;
+      if (bin_acts) z_frac = 0;
     } else {
       const int G = std::max(mf.f, act_.f);
       const int64_t top = (int64_t{1} << (act_.i + act_.f)) - 1;
@@ -343,7 +343,6 @@ int32_t Memn2nRuntime::predict(const mm::Example& ex, std::vector<std::vector<fl
         z[static_cast<size_t>(i)] = product_quant_ ? requant(s, act_.f, logit_)
                                                    : requant(s, act_.i + act_.f + score_shift_, logit_);
       }
-      z_frac = logit_.f;
     }
     // Fixed-point softmax to the attention format.
     const int64_t zmax = *std::max_element(z.begin(), z.begin() + n);
